@@ -1,0 +1,132 @@
+"""The `smartcampaign` command line: thin wrappers that parse arguments, call the library and print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from engine import __version__
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def guarded(func: F) -> F:
+    """No Python traceback reaches a user: unexpected failures become one line and exit 3."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            _err("interrupted")
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.exit(0)
+        except Exception as error:  # noqa: BLE001 - the last line of defence for users
+            _err(f"smartcampaign: internal error: {type(error).__name__}: {error}")
+            _err("please report this with the command you ran and its input")
+            sys.exit(3)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _catalog_from_world(path: str) -> Any:
+    from engine.language.checks import Catalog, CatalogCampaign
+    from engine.model.loading import load_world
+
+    world = load_world(path)
+    return Catalog(
+        tuple(
+            CatalogCampaign(c.name, c.id, tuple(c.statuses), members=len(c.members)) for c in world.sfdc_campaigns
+        )
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="smartcampaign")
+def cli() -> None:
+    """Marketo-style smart campaigns over Salesforce, as code.
+
+    \b
+    Examples:
+      smartcampaign check rules/
+      smartcampaign fmt --check rules/
+      smartcampaign replay examples/webinar-follow-up/rules --world examples/webinar-follow-up/world.json \\
+          --events examples/webinar-follow-up/events.jsonl --format text
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--catalog", "catalog_path", type=click.Path(), help="A REPLAY.md world file: check campaign names and statuses against it.")
+@click.option("--strict", is_flag=True, help="Warnings fail the check too (exit 1).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--max-diagnostics", default=50, show_default=True, help="Show at most this many, then 'and N more'.")
+@click.option("--no-cache", is_flag=True, help="Parse every file again instead of using the parse cache.")
+@guarded
+def check(
+    paths: tuple[str, ...],
+    catalog_path: str | None,
+    strict: bool,
+    output_format: str,
+    max_diagnostics: int,
+    no_cache: bool,
+) -> None:
+    """Check rule files: syntax, names, channels, programs, flows, cycles.
+
+    PATHS are .campaign files or folders (searched recursively). Exit 0 clean (warnings alone pass unless
+    --strict), 1 when there are errors, 2 on usage errors.
+
+    \b
+    Examples:
+      smartcampaign check rules/
+      smartcampaign check rules/ --catalog world.json --strict
+      smartcampaign check rules/ --format json
+    """
+    from engine.language.diagnostics import render_all, summary, to_json
+    from engine.language.loader import RuleSetNotFound, load_rule_set
+    from engine.model.loading import InputError
+
+    texts: dict[str, str] | None = None
+    if "-" in paths:
+        texts = {"-": sys.stdin.read()}
+    try:
+        catalog = _catalog_from_world(catalog_path) if catalog_path else None
+        result = load_rule_set(paths, catalog=catalog, use_cache=not no_cache, texts=texts)
+    except (RuleSetNotFound, InputError) as error:
+        _err(f"smartcampaign check: {error}")
+        sys.exit(EXIT_USAGE)
+    failed = bool(result.errors) or (strict and bool(result.diagnostics))
+    if output_format == "json":
+        click.echo(to_json(result.diagnostics, result.files))
+    else:
+        if result.diagnostics:
+            _err(render_all(result.diagnostics, result.sources, limit=max_diagnostics))
+        _err(summary(result.diagnostics, result.files))
+    sys.exit(EXIT_FAIL if failed else EXIT_OK)
+
+
+def main() -> None:
+    """Console entry point."""
+    cli(prog_name="smartcampaign")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+
+_ = (json, Path)

@@ -1,0 +1,1 @@
+"""The rule language: parser, typed AST, semantic checks, diagnostics and formatter."""

@@ -1,0 +1,321 @@
+"""Typed syntax tree of rule files: what the parser produces and the checks, formatter and runtime read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+TimeUnit = Literal["minute", "hour", "day", "week", "month"]
+
+UNIT_SECONDS: dict[str, int] = {
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 7 * 86400,
+    "month": 30 * 86400,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Where a node sits in its file: 1-based line and column of its first and last character."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+NO_SPAN = Span("<none>", 0, 0, 0, 0)
+
+
+def _span() -> Span:
+    return field(default=NO_SPAN, compare=False, repr=False)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRef:
+    """`sfdc campaign "Name"`, `sfdc campaign id "701..."`, `sfdc campaign [not] in (...)`, `any sfdc campaign`."""
+
+    kind: Literal["name", "id", "in", "not_in", "any"]
+    values: tuple[str, ...] = ()
+    span: Span = _span()
+
+    @property
+    def is_single(self) -> bool:
+        return self.kind in ("name", "id")
+
+    def describe(self) -> str:
+        if self.kind == "name":
+            return f'sfdc campaign "{self.values[0]}"'
+        if self.kind == "id":
+            return f'sfdc campaign id "{self.values[0]}"'
+        if self.kind == "any":
+            return "any sfdc campaign"
+        listed = ", ".join(f'"{v}"' for v in self.values)
+        return f"sfdc campaign {'not in' if self.kind == 'not_in' else 'in'} ({listed})"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusMatch:
+    """`"X"`, `in ("X", "Y")` or `not in ("X", "Y")`."""
+
+    kind: Literal["is", "in", "not_in"]
+    values: tuple[str, ...]
+    span: Span = _span()
+
+    def matches(self, status: str | None) -> bool:
+        if status is None:
+            return False
+        if self.kind == "not_in":
+            return status not in self.values
+        return status in self.values
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """One `trigger` line: a person who fires any trigger of a campaign is a candidate for its flow."""
+
+    kind: Literal["added", "removed", "status_changed", "program_status_changed"]
+    campaign: CampaignRef | None = None
+    program: str | None = None
+    status: StatusMatch | None = None
+    from_status: StatusMatch | None = None
+    to_status: StatusMatch | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipFilter:
+    """`member of <campaign ref> [with status <match>]`: one membership must match both."""
+
+    campaign: CampaignRef
+    status: StatusMatch | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramMembershipFilter:
+    """`member of program "P" [with status <match>]`."""
+
+    program: str
+    status: StatusMatch | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: FilterExpr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    operands: tuple[FilterExpr, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    operands: tuple[FilterExpr, ...]
+    span: Span = _span()
+
+
+FilterExpr = Union[MembershipFilter, ProgramMembershipFilter, Not, And, Or]
+
+
+@dataclass(frozen=True, slots=True)
+class Qualification:
+    """`qualify once` (default), `qualify every time`, `qualify once every N UNIT`."""
+
+    kind: Literal["once", "every_time", "window"] = "once"
+    amount: int = 0
+    unit: TimeUnit = "day"
+    span: Span = _span()
+
+    @property
+    def window_seconds(self) -> int:
+        return self.amount * UNIT_SECONDS[self.unit]
+
+
+@dataclass(frozen=True, slots=True)
+class AddToCampaign:
+    campaign: CampaignRef
+    status: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeStatusInCampaign:
+    campaign: CampaignRef
+    status: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveFromCampaign:
+    campaign: CampaignRef
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeProgramStatus:
+    program: str
+    status: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    amount: int
+    unit: TimeUnit
+    span: Span = _span()
+
+    @property
+    def seconds(self) -> int:
+        return self.amount * UNIT_SECONDS[self.unit]
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """One `if` / `else if` arm of a choice; `condition` is None for the final `else`."""
+
+    condition: FilterExpr | None
+    steps: tuple[FlowStep, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    branches: tuple[Branch, ...]
+    span: Span = _span()
+
+
+FlowAction = Union[AddToCampaign, ChangeStatusInCampaign, RemoveFromCampaign, ChangeProgramStatus]
+FlowStep = Union[AddToCampaign, ChangeStatusInCampaign, RemoveFromCampaign, ChangeProgramStatus, Wait, Choice]
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """A smart campaign: triggers, filters, qualification and a flow."""
+
+    name: str
+    triggers: tuple[Trigger, ...] = ()
+    filters: tuple[FilterExpr, ...] = ()
+    qualification: Qualification = Qualification()
+    flow: tuple[FlowStep, ...] = ()
+    description: str | None = None
+    active: bool = True
+    has_flow_block: bool = True
+    qualification_given: bool = False
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatus:
+    name: str
+    step: int
+    success: bool = False
+    span: Span = _span()
+
+
+NOT_IN_PROGRAM = "Not in Program"
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A program channel: its progression statuses (the implicit "Not in Program" is step 0)."""
+
+    name: str
+    statuses: tuple[ChannelStatus, ...] = ()
+    description: str | None = None
+    builtin: bool = False
+    span: Span = _span()
+    name_span: Span = _span()
+
+    def status(self, name: str) -> ChannelStatus | None:
+        if name == NOT_IN_PROGRAM:
+            return ChannelStatus(NOT_IN_PROGRAM, 0)
+        for status in self.statuses:
+            if status.name == name:
+                return status
+        return None
+
+    @property
+    def status_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.statuses)
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramCost:
+    period: str
+    amount: int
+    note: str | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """A program with a channel, optionally synced one-to-one with an SFDC campaign."""
+
+    name: str
+    channel: str | None = None
+    sync_with: CampaignRef | None = None
+    costs: tuple[ProgramCost, ...] = ()
+    description: str | None = None
+    channel_span: Span = _span()
+    span: Span = _span()
+    name_span: Span = _span()
+
+    @property
+    def total_cost(self) -> int:
+        return sum(c.amount for c in self.costs)
+
+
+Declaration = Union[Campaign, Program, Channel]
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    text: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFile:
+    """One parsed `.campaign` file."""
+
+    path: str
+    declarations: tuple[Declaration, ...] = ()
+    comments: tuple[Comment, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Every declaration of a rule set, in declaration order, plus the built-in channels not redefined."""
+
+    files: tuple[RuleFile, ...]
+    campaigns: tuple[Campaign, ...]
+    programs: tuple[Program, ...]
+    channels: tuple[Channel, ...]
+
+    def channel(self, name: str) -> Channel | None:
+        for channel in self.channels:
+            if channel.name == name:
+                return channel
+        return None
+
+    def program(self, name: str) -> Program | None:
+        for program in self.programs:
+            if program.name == name:
+                return program
+        return None
+
+    def campaign(self, name: str) -> Campaign | None:
+        for campaign in self.campaigns:
+            if campaign.name == name:
+                return campaign
+        return None

@@ -1,0 +1,776 @@
+"""The only place Lark is built: LALR, contextual lexer, grammar from package data, compiled form cached.
+
+The parse tree is never materialised: an inline transformer turns each reduction straight into typed
+AST nodes (with `keep_all_tokens` so that keyword tokens give every node its exact span). Parsed files
+are cached by content hash so that an unchanged rule set is not parsed again.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import pickle
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from engine.language import ast
+from engine.language.diagnostics import Diagnostic
+
+GRAMMAR_PACKAGE = "engine"
+GRAMMAR_RESOURCE = ("grammar", "campaign.lark")
+CACHE_FORMAT = "1"
+
+
+def cache_dir() -> Path | None:
+    """A user-writable cache folder (SMARTCAMPAIGN_CACHE_DIR, else the platform's user cache dir)."""
+    configured = os.environ.get("SMARTCAMPAIGN_CACHE_DIR")
+    if configured:
+        base = Path(configured)
+    else:
+        import platformdirs
+
+        base = Path(platformdirs.user_cache_dir("smartcampaign"))
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return base if os.access(base, os.W_OK) else None
+
+
+def grammar_text() -> str:
+    ref = resources.files(GRAMMAR_PACKAGE)
+    for part in GRAMMAR_RESOURCE:
+        ref = ref / part
+    return ref.read_text(encoding="utf-8")
+
+
+def _unquote(token: Token) -> str:
+    raw = str(token)
+    if len(raw) < 2:
+        return raw
+    return re.sub(r"\\([\"\\])", r"\1", raw[1:-1])
+
+
+def _int(token: Token) -> int:
+    try:
+        return int(str(token))
+    except ValueError:
+        return 0
+
+
+def _unit(token: Token) -> ast.TimeUnit:
+    word = str(token).rstrip("s")
+    if word in ast.UNIT_SECONDS:
+        return word  # type: ignore[return-value]
+    return "day"
+
+
+@dataclass
+class _Marker:
+    """A campaign or program item that is not itself an AST node."""
+
+    kind: str
+    value: Any
+    span: ast.Span
+
+
+class _Builder(Transformer[Token, Any]):
+    """Reduction callbacks: children (keyword tokens kept) to AST nodes with spans."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.file = "<string>"
+
+    # ---- spans -------------------------------------------------------------------------------
+    def _span(self, children: list[Any]) -> ast.Span:
+        first = self._first(children)
+        last = self._last(children)
+        if first is None or last is None:
+            return ast.Span(self.file, 0, 0, 0, 0)
+        return ast.Span(self.file, first[0], first[1], last[0], last[1])
+
+    @staticmethod
+    def _start(child: Any) -> tuple[int, int] | None:
+        if isinstance(child, Token):
+            if child.line is None:
+                return None
+            return (child.line, child.column or 0)
+        span = getattr(child, "span", None)
+        if isinstance(span, ast.Span) and span.line:
+            return (span.line, span.column)
+        if isinstance(child, (list, tuple)):
+            for item in child:
+                found = _Builder._start(item)
+                if found:
+                    return found
+        return None
+
+    @staticmethod
+    def _end(child: Any) -> tuple[int, int] | None:
+        if isinstance(child, Token):
+            if child.end_line is None:
+                return None
+            return (child.end_line, child.end_column or 0)
+        span = getattr(child, "span", None)
+        if isinstance(span, ast.Span) and span.line:
+            return (span.end_line, span.end_column)
+        if isinstance(child, (list, tuple)):
+            for item in reversed(child):
+                found = _Builder._end(item)
+                if found:
+                    return found
+        return None
+
+    def _first(self, children: list[Any]) -> tuple[int, int] | None:
+        for child in children:
+            found = self._start(child)
+            if found:
+                return found
+        return None
+
+    def _last(self, children: list[Any]) -> tuple[int, int] | None:
+        for child in reversed(children):
+            found = self._end(child)
+            if found:
+                return found
+        return None
+
+    def _token_span(self, token: Token) -> ast.Span:
+        return ast.Span(self.file, token.line or 0, token.column or 0, token.end_line or 0, token.end_column or 0)
+
+    @staticmethod
+    def _strings(children: list[Any]) -> list[Token]:
+        return [c for c in children if isinstance(c, Token) and c.type == "STRING"]
+
+    @staticmethod
+    def _nodes(children: list[Any]) -> list[Any]:
+        return [c for c in children if not isinstance(c, Token)]
+
+    # ---- file ----------------------------------------------------------------------------------
+    def start(self, children: list[Any]) -> list[ast.Declaration]:
+        return self._nodes(children)
+
+    # ---- campaigns -----------------------------------------------------------------------------
+    def campaign(self, children: list[Any]) -> ast.Campaign:
+        name = self._strings(children)[0]
+        triggers: list[ast.Trigger] = []
+        filters: list[ast.FilterExpr] = []
+        flow: tuple[ast.FlowStep, ...] = ()
+        has_flow = False
+        qualification = ast.Qualification()
+        qualification_given = False
+        description: str | None = None
+        active = True
+        for item in self._nodes(children):
+            if isinstance(item, ast.Trigger):
+                triggers.append(item)
+            elif isinstance(item, ast.Qualification):
+                qualification = item
+                qualification_given = True
+            elif isinstance(item, _Marker):
+                if item.kind == "filter":
+                    filters.append(item.value)
+                elif item.kind == "flow":
+                    flow = flow + tuple(item.value)
+                    has_flow = True
+                elif item.kind == "description":
+                    description = item.value
+                elif item.kind == "inactive":
+                    active = False
+        return ast.Campaign(
+            name=_unquote(name),
+            triggers=tuple(triggers),
+            filters=tuple(filters),
+            qualification=qualification,
+            flow=flow,
+            description=description,
+            active=active,
+            has_flow_block=has_flow,
+            qualification_given=qualification_given,
+            span=self._span(children),
+            name_span=self._token_span(name),
+        )
+
+    def description(self, children: list[Any]) -> _Marker:
+        return _Marker("description", _unquote(self._strings(children)[0]), self._span(children))
+
+    def inactive(self, children: list[Any]) -> _Marker:
+        return _Marker("inactive", True, self._span(children))
+
+    def _status_parts(self, children: list[Any]) -> dict[str, ast.StatusMatch]:
+        parts: dict[str, ast.StatusMatch] = {}
+        for child in children:
+            if isinstance(child, _Marker) and child.kind in ("with_status", "from_status", "to_status"):
+                parts[child.kind] = child.value
+        return parts
+
+    def _ref(self, children: list[Any]) -> ast.CampaignRef | None:
+        for child in children:
+            if isinstance(child, ast.CampaignRef):
+                return child
+        return None
+
+    def trigger_added(self, children: list[Any]) -> ast.Trigger:
+        parts = self._status_parts(children)
+        return ast.Trigger(
+            "added", campaign=self._ref(children), status=parts.get("with_status"), span=self._span(children)
+        )
+
+    def trigger_removed(self, children: list[Any]) -> ast.Trigger:
+        parts = self._status_parts(children)
+        return ast.Trigger(
+            "removed", campaign=self._ref(children), status=parts.get("with_status"), span=self._span(children)
+        )
+
+    def trigger_changed(self, children: list[Any]) -> ast.Trigger:
+        parts = self._status_parts(children)
+        return ast.Trigger(
+            "status_changed",
+            campaign=self._ref(children),
+            from_status=parts.get("from_status"),
+            to_status=parts.get("to_status"),
+            span=self._span(children),
+        )
+
+    def trigger_program(self, children: list[Any]) -> ast.Trigger:
+        parts = self._status_parts(children)
+        strings = self._strings(children)
+        return ast.Trigger(
+            "program_status_changed",
+            program=_unquote(strings[0]) if strings else "",
+            from_status=parts.get("from_status"),
+            to_status=parts.get("to_status"),
+            span=self._span(children),
+        )
+
+    def filter(self, children: list[Any]) -> _Marker:
+        return _Marker("filter", self._nodes(children)[0], self._span(children))
+
+    def qualify_once(self, children: list[Any]) -> ast.Qualification:
+        return ast.Qualification("once", span=self._span(children))
+
+    def qualify_every_time(self, children: list[Any]) -> ast.Qualification:
+        return ast.Qualification("every_time", span=self._span(children))
+
+    def qualify_window(self, children: list[Any]) -> ast.Qualification:
+        amount = next(c for c in children if isinstance(c, Token) and c.type == "INT")
+        unit = next(c for c in children if isinstance(c, Token) and c.type == "TIME_UNIT")
+        return ast.Qualification("window", _int(amount), _unit(unit), span=self._span(children))
+
+    # ---- references and matches ----------------------------------------------------------------
+    def string_list(self, children: list[Any]) -> _Marker:
+        return _Marker("list", tuple(_unquote(s) for s in self._strings(children)), self._span(children))
+
+    def _list_values(self, children: list[Any]) -> tuple[str, ...]:
+        for child in children:
+            if isinstance(child, _Marker) and child.kind == "list":
+                return tuple(child.value)
+        return ()
+
+    def ref_name(self, children: list[Any]) -> ast.CampaignRef:
+        return ast.CampaignRef("name", (_unquote(self._strings(children)[0]),), self._span(children))
+
+    def ref_id(self, children: list[Any]) -> ast.CampaignRef:
+        return ast.CampaignRef("id", (_unquote(self._strings(children)[0]),), self._span(children))
+
+    def ref_in(self, children: list[Any]) -> ast.CampaignRef:
+        return ast.CampaignRef("in", self._list_values(children), self._span(children))
+
+    def ref_not_in(self, children: list[Any]) -> ast.CampaignRef:
+        return ast.CampaignRef("not_in", self._list_values(children), self._span(children))
+
+    def ref_any(self, children: list[Any]) -> ast.CampaignRef:
+        return ast.CampaignRef("any", (), self._span(children))
+
+    def match_is(self, children: list[Any]) -> ast.StatusMatch:
+        return ast.StatusMatch("is", (_unquote(self._strings(children)[0]),), self._span(children))
+
+    def match_in(self, children: list[Any]) -> ast.StatusMatch:
+        return ast.StatusMatch("in", self._list_values(children), self._span(children))
+
+    def match_not_in(self, children: list[Any]) -> ast.StatusMatch:
+        return ast.StatusMatch("not_in", self._list_values(children), self._span(children))
+
+    def _match_marker(self, kind: str, children: list[Any]) -> _Marker:
+        match = next(c for c in children if isinstance(c, ast.StatusMatch))
+        return _Marker(kind, match, self._span(children))
+
+    def with_status(self, children: list[Any]) -> _Marker:
+        return self._match_marker("with_status", children)
+
+    def from_status(self, children: list[Any]) -> _Marker:
+        return self._match_marker("from_status", children)
+
+    def to_status(self, children: list[Any]) -> _Marker:
+        return self._match_marker("to_status", children)
+
+    # ---- filter expressions --------------------------------------------------------------------
+    def or_expr(self, children: list[Any]) -> ast.Or:
+        operands: list[ast.FilterExpr] = []
+        for node in self._nodes(children):
+            operands.extend(node.operands if isinstance(node, ast.Or) and not _grouped(node) else (node,))
+        return ast.Or(tuple(operands), self._span(children))
+
+    def and_expr(self, children: list[Any]) -> ast.And:
+        operands: list[ast.FilterExpr] = []
+        for node in self._nodes(children):
+            operands.extend(node.operands if isinstance(node, ast.And) and not _grouped(node) else (node,))
+        return ast.And(tuple(operands), self._span(children))
+
+    def negation(self, children: list[Any]) -> ast.Not:
+        return ast.Not(self._nodes(children)[0], self._span(children))
+
+    def group(self, children: list[Any]) -> Any:
+        inner = self._nodes(children)[0]
+        _GROUPED.add(id(inner))
+        return inner
+
+    def member_of(self, children: list[Any]) -> ast.MembershipFilter:
+        ref = self._ref(children)
+        assert ref is not None
+        parts = self._status_parts(children)
+        return ast.MembershipFilter(ref, parts.get("with_status"), self._span(children))
+
+    def member_of_program(self, children: list[Any]) -> ast.ProgramMembershipFilter:
+        parts = self._status_parts(children)
+        return ast.ProgramMembershipFilter(
+            _unquote(self._strings(children)[0]), parts.get("with_status"), self._span(children)
+        )
+
+    # ---- flows ---------------------------------------------------------------------------------
+    def flow(self, children: list[Any]) -> _Marker:
+        return _Marker("flow", tuple(self._nodes(children)), self._span(children))
+
+    def add_step(self, children: list[Any]) -> ast.AddToCampaign:
+        ref = self._ref(children)
+        assert ref is not None
+        status = self._strings(children)[-1]
+        return ast.AddToCampaign(ref, _unquote(status), self._span(children))
+
+    def change_step(self, children: list[Any]) -> ast.ChangeStatusInCampaign:
+        ref = self._ref(children)
+        assert ref is not None
+        status = self._strings(children)[-1]
+        return ast.ChangeStatusInCampaign(ref, _unquote(status), self._span(children))
+
+    def remove_step(self, children: list[Any]) -> ast.RemoveFromCampaign:
+        ref = self._ref(children)
+        assert ref is not None
+        return ast.RemoveFromCampaign(ref, self._span(children))
+
+    def program_step(self, children: list[Any]) -> ast.ChangeProgramStatus:
+        strings = self._strings(children)
+        return ast.ChangeProgramStatus(_unquote(strings[0]), _unquote(strings[1]), self._span(children))
+
+    def wait_step(self, children: list[Any]) -> ast.Wait:
+        amount = next(c for c in children if isinstance(c, Token) and c.type == "INT")
+        unit = next(c for c in children if isinstance(c, Token) and c.type == "TIME_UNIT")
+        return ast.Wait(_int(amount), _unit(unit), self._span(children))
+
+    def block(self, children: list[Any]) -> _Marker:
+        return _Marker("block", tuple(self._nodes(children)), self._span(children))
+
+    def _branch(self, children: list[Any], conditional: bool) -> ast.Branch:
+        nodes = self._nodes(children)
+        block = nodes[-1]
+        condition = nodes[0] if conditional else None
+        return ast.Branch(condition, tuple(block.value), self._span(children))
+
+    def if_branch(self, children: list[Any]) -> ast.Branch:
+        return self._branch(children, True)
+
+    def else_if_branch(self, children: list[Any]) -> ast.Branch:
+        return self._branch(children, True)
+
+    def else_branch(self, children: list[Any]) -> ast.Branch:
+        return self._branch(children, False)
+
+    def choice(self, children: list[Any]) -> ast.Choice:
+        return ast.Choice(tuple(self._nodes(children)), self._span(children))
+
+    # ---- programs and channels ------------------------------------------------------------------
+    def program(self, children: list[Any]) -> ast.Program:
+        name = self._strings(children)[0]
+        channel: str | None = None
+        channel_span = ast.NO_SPAN
+        sync: ast.CampaignRef | None = None
+        costs: list[ast.ProgramCost] = []
+        description: str | None = None
+        for item in self._nodes(children):
+            if isinstance(item, ast.ProgramCost):
+                costs.append(item)
+            elif isinstance(item, _Marker):
+                if item.kind == "channel":
+                    channel = item.value
+                    channel_span = item.span
+                elif item.kind == "sync":
+                    sync = item.value
+                elif item.kind == "description":
+                    description = item.value
+        return ast.Program(
+            name=_unquote(name),
+            channel=channel,
+            sync_with=sync,
+            costs=tuple(costs),
+            description=description,
+            channel_span=channel_span,
+            span=self._span(children),
+            name_span=self._token_span(name),
+        )
+
+    def program_channel(self, children: list[Any]) -> _Marker:
+        strings = self._strings(children)
+        return _Marker("channel", _unquote(strings[0]), self._token_span(strings[0]))
+
+    def program_sync(self, children: list[Any]) -> _Marker:
+        return _Marker("sync", self._ref(children), self._span(children))
+
+    def program_cost(self, children: list[Any]) -> ast.ProgramCost:
+        period = next(c for c in children if isinstance(c, Token) and c.type == "PERIOD")
+        amount = next(c for c in children if isinstance(c, Token) and c.type == "INT")
+        strings = self._strings(children)
+        note = _unquote(strings[0]) if strings else None
+        return ast.ProgramCost(str(period), _int(amount), note, self._span(children))
+
+    def channel(self, children: list[Any]) -> ast.Channel:
+        name = self._strings(children)[0]
+        statuses = tuple(c for c in children if isinstance(c, ast.ChannelStatus))
+        description = next(
+            (c.value for c in children if isinstance(c, _Marker) and c.kind == "description"), None
+        )
+        return ast.Channel(
+            _unquote(name),
+            statuses,
+            description,
+            span=self._span(children),
+            name_span=self._token_span(name),
+        )
+
+    def channel_status(self, children: list[Any]) -> ast.ChannelStatus:
+        name = self._strings(children)[0]
+        step = next(c for c in children if isinstance(c, Token) and c.type == "INT")
+        success = any(isinstance(c, Token) and c.type == "SUCCESS" for c in children)
+        return ast.ChannelStatus(_unquote(name), _int(step), success, self._span(children))
+
+
+# Parenthesised sub-expressions are not flattened into their parent `and`/`or`, so that the
+# formatter can keep the author's grouping (the meaning is the same either way).
+_GROUPED: set[int] = set()
+
+
+def _grouped(node: object) -> bool:
+    return id(node) in _GROUPED
+
+
+_LOCK = threading.RLock()
+_BUILDER = _Builder()
+_COMMENTS: list[Token] = []
+_PARSER: Lark | None = None
+
+
+def _collect_comment(token: Token) -> Token:
+    _COMMENTS.append(token)
+    return token
+
+
+def get_parser() -> Lark:
+    """Builds the one Lark parser (LALR, contextual lexer), its analysis cached in the user cache dir."""
+    global _PARSER
+    with _LOCK:
+        if _PARSER is None:
+            text = grammar_text()
+            folder = cache_dir()
+            cache: str | bool = False
+            if folder is not None:
+                digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+                cache = str(folder / f"grammar-{digest}.lark.cache")
+            _PARSER = Lark(
+                text,
+                parser="lalr",
+                lexer="contextual",
+                keep_all_tokens=True,
+                transformer=_BUILDER,
+                lexer_callbacks={"COMMENT": _collect_comment},
+                cache=cache,
+                maybe_placeholders=False,
+            )
+        return _PARSER
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+_TERMINAL_WORDS = {
+    "STRING": "a quoted string",
+    "INT": "a whole number",
+    "TIME_UNIT": "a time unit (minutes, hours, days, weeks, months)",
+    "PERIOD": "a month like 2026-10",
+    "$END": "end of file",
+    "SUCCESS": "`success`",
+}
+
+
+def _literal(parser: Lark, terminal: str) -> str | None:
+    """The keyword or punctuation a terminal stands for, or None for value terminals."""
+    if terminal == "SUCCESS":
+        return "success"
+    try:
+        term = parser.get_terminal(terminal)
+    except KeyError:
+        return None
+    if term.pattern.type == "str":
+        return str(term.pattern.value)
+    return None
+
+
+def _describe_terminal(parser: Lark, terminal: str) -> str:
+    literal = _literal(parser, terminal)
+    if literal is not None:
+        return f"`{literal}`"
+    return _TERMINAL_WORDS.get(terminal, terminal.lower())
+
+
+def _join_or(items: list[str]) -> str:
+    items = list(dict.fromkeys(items))
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _phrases(parser: Lark, prefix: str, expected: set[str]) -> list[str]:
+    """Extends each expected keyword while the grammar allows only one next keyword: `added` -> `added to`."""
+    phrases: list[str] = []
+    base = None
+    try:
+        base = parser.parse_interactive(prefix)
+        base.exhaust_lexer()
+    except LarkError:
+        base = None
+    for terminal in sorted(expected, key=lambda t: (_literal(parser, t) is None, _literal(parser, t) or t)):
+        literal = _literal(parser, terminal)
+        if literal is None or base is None:
+            phrases.append(_describe_terminal(parser, terminal))
+            continue
+        words = [literal]
+        probe = base.copy()
+        current = terminal
+        try:
+            for _ in range(3):
+                probe.feed_token(Token(current, _literal(parser, current) or ""))
+                nxt = {t for t in probe.accepts() if t != "$END"}
+                if len(nxt) != 1:
+                    break
+                only = nxt.pop()
+                only_literal = _literal(parser, only)
+                if only_literal is None or not only_literal.isalpha():
+                    break
+                words.append(only_literal)
+                current = only
+        except (LarkError, AssertionError, StopIteration, IndexError, ValueError):
+            pass
+        phrases.append("`" + " ".join(words) + "`")
+    return phrases
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def _open_braces(text: str, upto: int) -> list[int]:
+    """Offsets of `{` still open at `upto` (strings and comments skipped)."""
+    stack: list[int] = []
+    i = 0
+    n = min(upto, len(text))
+    while i < n:
+        ch = text[i]
+        if ch == "#":
+            nl = text.find("\n", i)
+            i = n if nl == -1 else nl
+            continue
+        if ch == '"':
+            i += 1
+            while i < n and text[i] not in '"\n':
+                i += 2 if text[i] == "\\" else 1
+        elif ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            stack.pop()
+        i += 1
+    return stack
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    start = text.rfind("\n", 0, offset) + 1
+    return line, offset - start + 1
+
+
+_TOP_LEVEL = re.compile(r"^[ \t]*(campaign|program|channel)\b", re.M)
+
+
+def _syntax_diagnostic(parser: Lark, text: str, error: UnexpectedInput, file: str) -> Diagnostic:
+    pos = getattr(error, "pos_in_stream", None)
+    line = getattr(error, "line", None) or 1
+    column = getattr(error, "column", None) or 1
+    expected: set[str] = set()
+    found = ""
+    end_column = column + 1
+    notes: list[str] = []
+    if isinstance(error, UnexpectedCharacters):
+        expected = set(error.allowed or ())
+        match = _WORD.match(text, error.pos_in_stream)
+        if match:
+            found = f"`{match.group(0)}`"
+            end_column = column + len(match.group(0))
+        else:
+            found = repr(text[error.pos_in_stream]) if error.pos_in_stream < len(text) else "end of file"
+        pos = error.pos_in_stream
+    elif isinstance(error, UnexpectedToken):
+        expected = set(error.expected or ())
+        token = error.token
+        if token.type == "$END":
+            found = "end of file"
+            pos = len(text)
+            line, column = _line_col(text, len(text))
+        else:
+            found = f"`{token}`" if token.type != "STRING" else f"the string {token}"
+            pos = token.start_pos
+            end_column = (token.end_column or column + 1) if token.end_line == token.line else column + 1
+    elif isinstance(error, UnexpectedEOF):
+        expected = set(error.expected or ())
+        found = "end of file"
+        pos = len(text)
+        line, column = _line_col(text, len(text))
+    expected.discard("COMMENT")
+    prefix = text[: pos if pos is not None else len(text)]
+    phrases = _phrases(parser, prefix, expected) if expected else []
+    if phrases:
+        message = f"unexpected {found}: expected {_join_or(phrases)}"
+    else:
+        message = f"unexpected {found}"
+    code = "syntax"
+    if isinstance(error, UnexpectedCharacters):
+        match = _WORD.match(text, error.pos_in_stream)
+        literals = [lit for t in expected if (lit := _literal(parser, t)) and lit.isalpha()]
+        if match and literals:
+            close = difflib.get_close_matches(match.group(0).lower(), literals, n=1, cutoff=0.6)
+            if close:
+                message += f"; did you mean `{close[0]}`?"
+                code = "unknown-keyword"
+    open_braces = _open_braces(text, pos if pos is not None else len(text))
+    at_top_level_word = bool(_TOP_LEVEL.match(text, text.rfind("\n", 0, pos or 0) + 1)) and (
+        pos is not None and _WORD.match(text, pos) is not None and text[pos:].split(None, 1)[0] in ("campaign", "program", "channel")
+    )
+    if open_braces and (found == "end of file" or at_top_level_word):
+        opened_line, opened_col = _line_col(text, open_braces[-1])
+        message = f"unexpected {found}: the `{{` opened on line {opened_line} is never closed"
+        notes.append(f"add a `}}` to close the block that starts at line {opened_line}, column {opened_col}")
+        code = "unclosed-brace"
+    elif isinstance(error, UnexpectedToken) and error.token.type in ("STRING",) and "STRING" not in expected:
+        notes.append("names and statuses are quoted strings; check the keyword before it")
+    return Diagnostic("error", code, message, file, line, column, line, end_column, tuple(notes))
+
+
+# ------------------------------------------------------------------------------------------ parse
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    file: ast.RuleFile
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def _parse_text(text: str, file: str) -> ParseResult:
+    parser = get_parser()
+    declarations: list[ast.Declaration] = []
+    comments: list[ast.Comment] = []
+    diagnostics: list[Diagnostic] = []
+    chunk = text
+    offset_line = -1  # where the last error was, so recovery always moves forward
+    with _LOCK:
+        _BUILDER.file = file
+        while True:
+            _COMMENTS.clear()
+            _GROUPED.clear()
+            try:
+                result = parser.parse(chunk)
+                declarations.extend(result)
+                comments.extend(ast.Comment(str(t), t.line or 0, t.column or 0) for t in _COMMENTS)
+                break
+            except UnexpectedInput as error:
+                diagnostics.append(_syntax_diagnostic(parser, chunk, error, file))
+                comments.extend(ast.Comment(str(t), t.line or 0, t.column or 0) for t in _COMMENTS)
+                pos = getattr(error, "pos_in_stream", None)
+                if pos is None and isinstance(error, UnexpectedToken):
+                    pos = error.token.start_pos
+                if pos is None:
+                    break
+                # Recover at the next top-level declaration so one run reports every broken block.
+                line_start = chunk.rfind("\n", 0, pos) + 1
+                at_declaration = _TOP_LEVEL.match(chunk, line_start)
+                if at_declaration is not None and at_declaration.start(1) == pos and offset_line != pos:
+                    following: re.Match[str] | None = at_declaration
+                else:
+                    after = chunk.find("\n", pos)
+                    following = _TOP_LEVEL.search(chunk, after + 1) if after != -1 else None
+                offset_line = pos
+                if following is None or len(diagnostics) >= 50:
+                    break
+                prefix_lines = chunk.count("\n", 0, following.start())
+                chunk = "\n" * prefix_lines + chunk[following.start() :]
+            except LarkError as error:  # pragma: no cover - defensive: grammar-level failure
+                diagnostics.append(Diagnostic("error", "syntax", str(error), file, 1, 1))
+                break
+        _GROUPED.clear()
+    return ParseResult(ast.RuleFile(file, tuple(declarations), tuple(comments)), tuple(diagnostics))
+
+
+def _content_key(text: str, file: str) -> str:
+    h = hashlib.sha256()
+    h.update(CACHE_FORMAT.encode())
+    h.update(grammar_text().encode())
+    h.update(file.encode())
+    h.update(b"\0")
+    h.update(text.encode())
+    return h.hexdigest()
+
+
+def parse_text(text: str, file: str = "<string>", *, use_cache: bool = True) -> ParseResult:
+    """Parses one file's text into a RuleFile plus syntax diagnostics (never raises on bad input)."""
+    folder = cache_dir() if use_cache else None
+    key_path: Path | None = None
+    if folder is not None:
+        key_path = folder / "ast" / f"{_content_key(text, file)}.pickle"
+        try:
+            with key_path.open("rb") as fh:
+                cached = pickle.load(fh)
+            if isinstance(cached, ParseResult):
+                return cached
+        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError):
+            pass
+    result = _parse_text(text, file)
+    if key_path is not None:
+        try:
+            key_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = key_path.with_suffix(f".{os.getpid()}.tmp")
+            with tmp.open("wb") as fh:
+                pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, key_path)
+        except OSError:
+            pass
+    return result
+
+
+def iter_rule_files(path: Path) -> Iterator[Path]:
+    """A `.campaign` file, or every `.campaign` file under a folder in sorted path order."""
+    if path.is_dir():
+        yield from sorted(p for p in path.rglob("*.campaign") if p.is_file())
+    else:
+        yield path

@@ -1,0 +1,1 @@
+"""Pydantic models at the edges: world files, events, replay results, settings."""
