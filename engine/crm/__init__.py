@@ -1,1 +1,1 @@
-"""crm"""
+"""CRM adapters: the protocol the interpreter speaks, the embedded local org, and Salesforce."""

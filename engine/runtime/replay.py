@@ -1,0 +1,288 @@
+"""Replay (REPLAY.md): a rule set over a world and a stream of events, on the embedded local org, deterministic."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from engine.crm.local import LEAD_PREFIX, LocalOrg
+from engine.language import ast
+from engine.model.events import Event
+from engine.model.loading import InputError
+from engine.model.world import World, as_utc
+from engine.runtime.interpreter import DEFAULT_MAX_DEPTH, Interpreter, Tracer, iso
+from engine.store.store import MEMORY_URL, Person, Store
+
+
+@dataclass
+class ReplayInputEvent:
+    event: Event
+    line: int = 0
+    file: str = "<events>"
+
+
+class ResultRecorder:
+    """Collects runs (in start order), their steps, and errors: the REPLAY.md result."""
+
+    def __init__(self) -> None:
+        self.runs: list[dict[str, Any]] = []
+        self._by_id: dict[int, dict[str, Any]] = {}
+        self.errors: list[dict[str, Any]] = []
+
+    def run_started(self, run_id: int, campaign: str, person: Person, trigger: dict[str, Any], at: float) -> None:
+        run = {"campaign": campaign, "person": person.email, "trigger": trigger, "at": iso(at), "steps": []}
+        self.runs.append(run)
+        self._by_id[run_id] = run
+
+    def step(self, run_id: int, step: dict[str, Any]) -> None:
+        run = self._by_id.get(run_id)
+        if run is not None:
+            ordered = {"action": step.pop("action")}
+            ordered.update(step)
+            run["steps"].append(ordered)
+
+    def error(self, message: str, at: float) -> None:
+        self.errors.append({"message": message, "at": iso(at)})
+
+
+def _ts(value: datetime) -> float:
+    return as_utc(value).timestamp()
+
+
+@dataclass
+class ReplayOptions:
+    until: datetime | None = None
+    max_depth: int = DEFAULT_MAX_DEPTH
+    program_sync: bool = True
+    sync_disabled: frozenset[str] = frozenset()
+    warn: Callable[[str], None] = field(default=lambda message: None)
+    progress: Callable[[int], None] | None = None
+    tracer: Tracer | None = None
+
+
+def seed_world(store: Store, org: LocalOrg, world: World, rule_set: ast.RuleSet) -> None:
+    """Loads a world into an empty store: persons, campaigns with statuses and members, program members."""
+    now = _ts(world.now)
+    for person in world.persons:
+        if store.person(person.email) is not None:
+            raise InputError(f"world: persons: {person.email} is listed twice (emails compare case-insensitively)")
+        store.add_person(
+            person.email,
+            person.sfdc_id,
+            (person.sfdc_type or "Lead") if person.sfdc_id else None,
+            person.first_name,
+            person.last_name,
+            person.company,
+        )
+    given_ids = {c.id for c in world.sfdc_campaigns if c.id}
+    for number, campaign in enumerate(world.sfdc_campaigns):
+        if store.campaign_by_name(campaign.name) is not None:
+            raise InputError(f"world: sfdc_campaigns[{number}].name: campaign \"{campaign.name}\" is listed twice")
+        sfdc_id = campaign.id or org.store.next_sfdc_id(
+            "701", lambda candidate: candidate in given_ids or store.sfdc_id_taken(candidate)
+        )
+        cid = store.add_campaign(campaign.name, sfdc_id, campaign.statuses)
+        if campaign.type is not None or campaign.actual_cost is not None:
+            store.set_campaign_fields(cid, campaign.type, campaign.actual_cost)
+    for number, campaign in enumerate(world.sfdc_campaigns):
+        info = store.campaign_by_name(campaign.name)
+        assert info is not None
+        for email, status in campaign.members.items():
+            if status not in info.statuses:
+                raise InputError(
+                    f"world: sfdc_campaigns[{number}].members.{email}: \"{status}\" is not a member status of "
+                    f"\"{campaign.name}\" ({', '.join(info.statuses)})"
+                )
+            person = store.person(email) or store.add_person(email)
+            if not person.sfdc_id:
+                person = store.set_person_sfdc(person, org.new_lead_id(), "Lead", "[not provided]", "[not provided]")
+            store.set_membership(person.id, info.id, status, now)
+    for program_name, members in world.programs.items():
+        program = rule_set.program(program_name)
+        if program is None:
+            known = ", ".join(p.name for p in rule_set.programs) or "none"
+            raise InputError(f"world: programs.{program_name}: the rules declare no such program (declared: {known})")
+        channel = rule_set.channel(program.channel or "")
+        pid = store.program_id(program_name)
+        for email, status in members.items():
+            if channel is not None and channel.status(status) is None:
+                raise InputError(
+                    f"world: programs.{program_name}.{email}: \"{status}\" is not a status of channel "
+                    f"\"{channel.name}\" ({', '.join(channel.status_names)})"
+                )
+            person = store.person(email) or store.add_person(email)
+            store.set_program_status(person.id, pid, None if status == ast.NOT_IN_PROGRAM else status, now)
+
+
+def validate_events(events: Sequence[ReplayInputEvent], store: Store, rule_set: ast.RuleSet) -> None:
+    """The world is the catalog: unknown campaigns, statuses and programs are unusable input."""
+    synced_statuses: dict[str, set[str]] = {}
+    for program in rule_set.programs:
+        channel = rule_set.channel(program.channel or "")
+        if program.sync_with is not None and program.sync_with.is_single and channel is not None:
+            synced_statuses.setdefault(program.sync_with.values[0], set()).update(channel.status_names)
+    names = [c.name for c in store.campaigns()]
+    for item in events:
+        event = item.event
+        where = f"{item.file}:{item.line}"
+        if event.type == "program_status_changed":
+            program = rule_set.program(event.program or "")
+            if program is None:
+                known = ", ".join(p.name for p in rule_set.programs) or "none"
+                raise InputError(f'{where}: program: the rules declare no program "{event.program}" (declared: {known})')
+            channel = rule_set.channel(program.channel or "")
+            if channel is not None and channel.status(event.status or "") is None:
+                raise InputError(
+                    f'{where}: status: "{event.status}" is not a status of channel "{channel.name}" '
+                    f"(expected one of: {ast.NOT_IN_PROGRAM}, {', '.join(channel.status_names)})"
+                )
+            continue
+        if event.campaign is not None:
+            info = store.campaign_by_name(event.campaign)
+            if info is None:
+                raise InputError(
+                    f'{where}: campaign: no SFDC campaign "{event.campaign}" in the world '
+                    f"(known: {', '.join(names) or 'none'})"
+                )
+            if event.campaign_id is not None and info.sfdc_id[:15] != event.campaign_id[:15]:
+                raise InputError(
+                    f'{where}: campaign_id: "{event.campaign_id}" is not the id of "{event.campaign}" ({info.sfdc_id})'
+                )
+        else:
+            info = store.campaign_by_sfdc_id(event.campaign_id or "")
+            if info is None:
+                raise InputError(f'{where}: campaign_id: no SFDC campaign with id "{event.campaign_id}" in the world')
+        if event.type != "removed_from_sfdc_campaign" and event.status not in info.statuses:
+            allowed = set(info.statuses) | synced_statuses.get(info.name, set()) | synced_statuses.get(info.sfdc_id, set())
+            if event.status not in allowed:
+                raise InputError(
+                    f'{where}: status: "{event.status}" is not a member status of "{info.name}" '
+                    f"(expected one of: {', '.join(info.statuses)})"
+                )
+
+
+def export_world(store: Store, rule_set: ast.RuleSet, now: float) -> dict[str, Any]:
+    """The final world in the input's shape: persons and campaigns sorted by name."""
+    emails: dict[int, str] = {}
+    persons: list[dict[str, Any]] = []
+    for person_id, email, sfdc_id, sfdc_type, first_name, last_name, company in store.persons():
+        emails[person_id] = email
+        entry: dict[str, Any] = {"email": email}
+        if sfdc_id:
+            entry["sfdc_type"] = sfdc_type or "Lead"
+            entry["sfdc_id"] = sfdc_id
+        for key, value in (("first_name", first_name), ("last_name", last_name), ("company", company)):
+            if value and value != "[not provided]":
+                entry[key] = value
+        persons.append(entry)
+    campaigns: list[dict[str, Any]] = []
+    for info in store.campaigns():
+        members = {emails[pid]: status for pid, status in store.campaign_members(info.id)}
+        entry = {
+            "name": info.name,
+            "id": info.sfdc_id,
+            "statuses": list(info.statuses),
+            "members": dict(sorted(members.items(), key=lambda kv: kv[0].lower())),
+        }
+        if info.type is not None:
+            entry["type"] = info.type
+        if info.actual_cost is not None:
+            entry["actual_cost"] = int(info.actual_cost) if info.actual_cost.is_integer() else info.actual_cost
+        campaigns.append(entry)
+    programs: dict[str, dict[str, str]] = {}
+    for pid, name in store.program_names():
+        members = {emails[person_id]: status for person_id, status in store.program_members(pid)}
+        if members or rule_set.program(name) is not None:
+            programs[name] = dict(sorted(members.items(), key=lambda kv: kv[0].lower()))
+    return {"now": iso(now), "persons": persons, "sfdc_campaigns": campaigns, "programs": programs}
+
+
+def replay(
+    rule_set: ast.RuleSet,
+    world: World,
+    events: Iterable[ReplayInputEvent],
+    options: ReplayOptions | None = None,
+    *,
+    store_url: str = MEMORY_URL,
+) -> dict[str, Any]:
+    """Runs the replay and returns the REPLAY.md result (`runs`, `world`, `errors`)."""
+    options = options or ReplayOptions()
+    events = list(events)
+    store = Store.open(store_url)
+    try:
+        org = LocalOrg(store)
+        seed_world(store, org, world, rule_set)
+        validate_events(events, store, rule_set)
+        recorder = ResultRecorder()
+        interp = Interpreter(
+            rule_set,
+            store,
+            org,
+            recorder=recorder,
+            max_depth=options.max_depth,
+            program_sync=options.program_sync,
+            sync_disabled=options.sync_disabled,
+            tracer=options.tracer,
+        )
+        interp.set_clock(_ts(world.now))
+        interp.programs.link_all()
+        for number, item in enumerate(events, start=1):
+            process_event(interp, item, options.warn)
+            if options.progress is not None and number % 1000 == 0:
+                options.progress(number)
+        interp.run_due(_ts(options.until) if options.until is not None else None)
+        if options.until is not None and _ts(options.until) > interp.clock:
+            interp.set_clock(_ts(options.until))
+        store.commit()
+        return {
+            "runs": recorder.runs,
+            "world": export_world(store, rule_set, interp.clock),
+            "errors": recorder.errors,
+        }
+    finally:
+        store.close()
+
+
+def process_event(interp: Interpreter, item: ReplayInputEvent, warn: Callable[[str], None]) -> None:
+    """One event: due continuations first, then the observation, then the cascade it causes."""
+    event = item.event
+    store = interp.store
+    if event.id is not None:
+        if store.seen_event(event.id):
+            return
+        store.mark_event(event.id)
+    at = _ts(event.at) if event.at is not None else interp.clock
+    if at < interp.clock:
+        warn(
+            f"{item.file}:{item.line}: warning: at {iso(at)} is earlier than the clock ({iso(interp.clock)}): "
+            "processed at the clock's time"
+        )
+        at = interp.clock
+    interp.run_due(at)
+    interp.set_clock(at)
+    person = store.person(event.person)
+    if event.type == "program_status_changed":
+        if person is None:
+            person = store.add_person(event.person)
+        status = None if event.status == ast.NOT_IN_PROGRAM else event.status
+        interp.observe_program_status(person, event.program or "", status, at)
+    else:
+        if person is None:
+            person = store.add_person(event.person, LocalOrg(store).new_lead_id(), "Lead")
+        elif not person.sfdc_id:
+            # it came from Salesforce, so it is there now
+            person = store.set_person_sfdc(
+                person, LocalOrg(store).new_lead_id(), "Lead", "[not provided]", "[not provided]"
+            )
+        campaign = (
+            store.campaign_by_name(event.campaign)
+            if event.campaign is not None
+            else store.campaign_by_sfdc_id(event.campaign_id or "")
+        )
+        assert campaign is not None  # validated up front
+        status = None if event.type == "removed_from_sfdc_campaign" else event.status
+        interp.observe_membership(person, campaign, status, at)
+    interp.drain()
+    _ = LEAD_PREFIX

@@ -1,0 +1,136 @@
+"""Changes, and the trigger index that finds the smart campaigns a change fires in declaration order.
+
+The index is keyed by (change kind, campaign name or id, or program), so the cost of one change does not
+grow with the number of campaigns; only `any sfdc campaign` and `not in (...)` triggers are checked on
+every change of their kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.language import ast
+from engine.store.store import CampaignInfo, Person
+
+KIND_NAMES = {
+    "added": "added_to_sfdc_campaign",
+    "removed": "removed_from_sfdc_campaign",
+    "status_changed": "status_changed_in_sfdc_campaign",
+    "program_status_changed": "program_status_changed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One membership change, after diffing: what triggers listen to."""
+
+    kind: str  # added | removed | status_changed | program_status_changed
+    person: Person
+    campaign: CampaignInfo | None
+    program: str | None
+    previous_status: str | None
+    status: str | None
+    origin: str  # event | flow | program_sync
+    depth: int
+    chain: tuple[str, ...]  # the smart campaigns whose flows led to this change
+    at: float
+
+    def describe(self) -> dict[str, object]:
+        out: dict[str, object] = {"type": KIND_NAMES[self.kind]}
+        if self.campaign is not None:
+            out["campaign"] = self.campaign.name
+        if self.program is not None:
+            out["program"] = self.program
+        out["previous_status"] = self.previous_status
+        out["status"] = self.status
+        out["origin"] = self.origin
+        return out
+
+
+def _id_key(sfdc_id: str) -> str:
+    return "id:" + sfdc_id[:15]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    order: int
+    campaign: ast.Campaign
+    trigger: ast.Trigger
+
+
+def trigger_matches(trigger: ast.Trigger, change: Change) -> bool:
+    """The status constraints of a trigger against a change (its campaign or program already matched)."""
+    if trigger.kind == "added":
+        return trigger.status is None or trigger.status.matches(change.status)
+    if trigger.kind == "removed":
+        return trigger.status is None or trigger.status.matches(change.previous_status)
+    previous = change.previous_status
+    current = change.status
+    if trigger.kind == "program_status_changed":
+        previous = previous or ast.NOT_IN_PROGRAM
+        current = current or ast.NOT_IN_PROGRAM
+    if trigger.from_status is not None and not trigger.from_status.matches(previous):
+        return False
+    return trigger.to_status is None or trigger.to_status.matches(current)
+
+
+def ref_matches(ref: ast.CampaignRef, campaign: CampaignInfo) -> bool:
+    if ref.kind == "any":
+        return True
+    if ref.kind == "name":
+        return campaign.name == ref.values[0]
+    if ref.kind == "id":
+        return campaign.sfdc_id[:15] == ref.values[0][:15]
+    if ref.kind == "in":
+        return campaign.name in ref.values
+    return campaign.name not in ref.values
+
+
+class TriggerIndex:
+    def __init__(self, campaigns: tuple[ast.Campaign, ...]) -> None:
+        self._keyed: dict[tuple[str, str], list[Candidate]] = {}
+        self._wild: dict[str, list[Candidate]] = {}
+        for order, campaign in enumerate(campaigns):
+            for trigger in campaign.triggers:
+                candidate = Candidate(order, campaign, trigger)
+                if trigger.kind == "program_status_changed":
+                    self._keyed.setdefault((trigger.kind, "program:" + (trigger.program or "")), []).append(candidate)
+                    continue
+                ref = trigger.campaign
+                if ref is None:
+                    continue
+                if ref.kind == "name":
+                    self._keyed.setdefault((trigger.kind, ref.values[0]), []).append(candidate)
+                elif ref.kind == "id":
+                    self._keyed.setdefault((trigger.kind, _id_key(ref.values[0])), []).append(candidate)
+                elif ref.kind == "in":
+                    for name in ref.values:
+                        self._keyed.setdefault((trigger.kind, name), []).append(candidate)
+                else:
+                    self._wild.setdefault(trigger.kind, []).append(candidate)
+
+    def candidates(self, change: Change) -> list[Candidate]:
+        """The campaigns whose triggers this change fires: one entry per campaign, in declaration order."""
+        pools: list[list[Candidate]] = []
+        if change.kind == "program_status_changed":
+            pool = self._keyed.get((change.kind, "program:" + (change.program or "")))
+            if pool:
+                pools.append(pool)
+        elif change.campaign is not None:
+            for key in (change.campaign.name, _id_key(change.campaign.sfdc_id)):
+                pool = self._keyed.get((change.kind, key))
+                if pool:
+                    pools.append(pool)
+            wild = self._wild.get(change.kind)
+            if wild:
+                pools.append([c for c in wild if ref_matches(c.trigger.campaign, change.campaign)])  # type: ignore[arg-type]
+        if not pools:
+            return []
+        found: dict[int, Candidate] = {}
+        for pool in pools:
+            for candidate in pool:
+                if candidate.order in found:
+                    continue
+                if trigger_matches(candidate.trigger, change):
+                    found[candidate.order] = candidate
+        return [found[k] for k in sorted(found)]
