@@ -35,7 +35,7 @@ def guarded(func: F) -> F:
             sys.exit(130)
         except BrokenPipeError:
             sys.exit(0)
-        except Exception as error:  # noqa: BLE001 - the last line of defence for users
+        except Exception as error:
             _err(f"smartcampaign: internal error: {type(error).__name__}: {error}")
             _err("please report this with the command you ran and its input")
             sys.exit(3)
@@ -49,9 +49,7 @@ def _catalog_from_world(path: str) -> Any:
 
     world = load_world(path)
     return Catalog(
-        tuple(
-            CatalogCampaign(c.name, c.id, tuple(c.statuses), members=len(c.members)) for c in world.sfdc_campaigns
-        )
+        tuple(CatalogCampaign(c.name, c.id, tuple(c.statuses), members=len(c.members)) for c in world.sfdc_campaigns)
     )
 
 
@@ -126,9 +124,20 @@ def check(
 
 @cli.command()
 @click.argument("rules", type=click.Path())
-@click.option("--world", "world_path", type=click.Path(allow_dash=True), help="Starting world (REPLAY.md); - for stdin. Default: empty.")
-@click.option("--events", "events_path", type=click.Path(allow_dash=True), required=True, help="Events, JSON Lines; - for stdin.")
-@click.option("--until", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]), help="Run waits due by this time only (ISO 8601).")
+@click.option(
+    "--world",
+    "world_path",
+    type=click.Path(allow_dash=True),
+    help="Starting world (REPLAY.md); - for stdin. Default: empty.",
+)
+@click.option(
+    "--events", "events_path", type=click.Path(allow_dash=True), required=True, help="Events, JSON Lines; - for stdin."
+)
+@click.option(
+    "--until",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
+    help="Run waits due by this time only (ISO 8601).",
+)
 @click.option("--max-depth", default=10, show_default=True, type=click.IntRange(min=0), help="Cascade depth limit.")
 @click.option("--format", "output_format", type=click.Choice(["json", "text"]), default="json", show_default=True)
 @click.option("--no-program-sync", is_flag=True, help="Turn the program to SFDC campaign sync off.")
@@ -208,4 +217,3 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-

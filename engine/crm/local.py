@@ -20,6 +20,7 @@ class LocalOrg:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.calls = 0
+        self.clock = 0.0  # event time, set by the interpreter: memberships record when they changed
 
     def new_lead_id(self) -> str:
         return self.store.next_sfdc_id(LEAD_PREFIX, self.store.sfdc_id_taken)
@@ -33,7 +34,7 @@ class LocalOrg:
 
     def _one(self, op: p.Operation) -> p.OperationResult:
         store = self.store
-        at = getattr(self, "clock", 0.0)
+        at = self.clock
         if isinstance(op, p.CreateLead):
             if not op.last_name or not op.company:
                 missing = [name for name, value in (("LastName", op.last_name), ("Company", op.company)) if not value]
@@ -58,14 +59,14 @@ class LocalOrg:
         campaign = store.campaign_by_sfdc_id(op.campaign_sfdc_id)
         if campaign is None:
             return p.OperationResult.failure(p.UNKNOWN_CAMPAIGN, f"no campaign {op.campaign_sfdc_id}")
-        person = store.person_by_sfdc_id(op.person_sfdc_id)
-        if person is None:
+        member = store.person_by_sfdc_id(op.person_sfdc_id)
+        if member is None:
             return p.OperationResult.failure(p.UNKNOWN_PERSON, f"no Lead or Contact {op.person_sfdc_id}")
-        current = store.memberships(person.id).get(campaign.id)
+        current = store.memberships(member.id).get(campaign.id)
         if isinstance(op, p.RemoveMember):
             if current is None:
                 return p.OperationResult.failure(p.NOT_A_MEMBER, "not a campaign member")
-            store.remove_membership(person.id, campaign.id)
+            store.remove_membership(member.id, campaign.id)
             return p.OperationResult.success()
         if op.status not in campaign.statuses:
             # Salesforce would silently use the default status; the local org refuses, like the engine.
@@ -75,9 +76,9 @@ class LocalOrg:
         if isinstance(op, p.AddMember):
             if current is not None:
                 return p.OperationResult.failure(p.DUPLICATE_VALUE, "Already a campaign member.")
-            store.set_membership(person.id, campaign.id, op.status, at)
+            store.set_membership(member.id, campaign.id, op.status, at)
             return p.OperationResult.success()
         if current is None:
             return p.OperationResult.failure(p.NOT_A_MEMBER, "not a campaign member")
-        store.set_membership(person.id, campaign.id, op.status, at)
+        store.set_membership(member.id, campaign.id, op.status, at)
         return p.OperationResult.success()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Union
+from typing import Protocol
 
 NOT_PROVIDED = "[not provided]"  # Marketo's filler for required Lead fields it does not know
 
@@ -58,7 +58,7 @@ class SetCampaignStatuses:
     responded: tuple[str, ...]
 
 
-Operation = Union[CreateLead, AddMember, UpdateMemberStatus, RemoveMember, SetCampaignFields, SetCampaignStatuses]
+Operation = CreateLead | AddMember | UpdateMemberStatus | RemoveMember | SetCampaignFields | SetCampaignStatuses
 
 # Error codes, Salesforce's names where Salesforce has one.
 DUPLICATE_VALUE = "DUPLICATE_VALUE"  # already a campaign member

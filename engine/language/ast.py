@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 TimeUnit = Literal["minute", "hour", "day", "week", "month"]
 
@@ -31,7 +31,7 @@ NO_SPAN = Span("<none>", 0, 0, 0, 0)
 
 
 def _span() -> Span:
-    return field(default=NO_SPAN, compare=False, repr=False)  # type: ignore[return-value]
+    return field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +122,7 @@ class Or:
     span: Span = _span()
 
 
-FilterExpr = Union[MembershipFilter, ProgramMembershipFilter, Not, And, Or]
+FilterExpr = MembershipFilter | ProgramMembershipFilter | Not | And | Or
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,8 +192,8 @@ class Choice:
     span: Span = _span()
 
 
-FlowAction = Union[AddToCampaign, ChangeStatusInCampaign, RemoveFromCampaign, ChangeProgramStatus]
-FlowStep = Union[AddToCampaign, ChangeStatusInCampaign, RemoveFromCampaign, ChangeProgramStatus, Wait, Choice]
+FlowAction = AddToCampaign | ChangeStatusInCampaign | RemoveFromCampaign | ChangeProgramStatus
+FlowStep = AddToCampaign | ChangeStatusInCampaign | RemoveFromCampaign | ChangeProgramStatus | Wait | Choice
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +274,7 @@ class Program:
         return sum(c.amount for c in self.costs)
 
 
-Declaration = Union[Campaign, Program, Channel]
+Declaration = Campaign | Program | Channel
 
 
 @dataclass(frozen=True, slots=True)

@@ -199,7 +199,7 @@ def _programs(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
                 yield _at(
                     "error",
                     "sync-needs-one-campaign",
-                    "a program syncs with exactly one SFDC campaign: use `sfdc campaign \"NAME\"` or `sfdc campaign id`",
+                    'a program syncs with exactly one SFDC campaign: use `sfdc campaign "NAME"` or `sfdc campaign id`',
                     ref.span,
                 )
                 continue
@@ -261,7 +261,7 @@ def _campaigns(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
                 "no-trigger",
                 f'campaign "{campaign.name}" has no trigger: it can never run',
                 campaign.name_span,
-                "add a `trigger` line, e.g. trigger added to sfdc campaign \"NAME\"",
+                'add a `trigger` line, e.g. trigger added to sfdc campaign "NAME"',
             )
         if not campaign.flow:
             yield _at(
@@ -469,9 +469,7 @@ def _against_catalog(rule_set: ast.RuleSet, catalog: Catalog) -> Iterator[Diagno
         else:
             yield found
 
-    def statuses(
-        ref: ast.CampaignRef, values: list[tuple[str, ast.Span]]
-    ) -> Iterator[Diagnostic]:
+    def statuses(ref: ast.CampaignRef, values: list[tuple[str, ast.Span]]) -> Iterator[Diagnostic]:
         found: CatalogCampaign | None = None
         for item in resolve(ref):
             if isinstance(item, Diagnostic):

@@ -100,7 +100,9 @@ def summary(diagnostics: list[Diagnostic], files: int) -> str:
     errors = sum(1 for d in diagnostics if d.is_error)
     warnings = len(diagnostics) - errors
     noun = "file" if files == 1 else "files"
-    return f"{files} {noun} checked: {errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}"
+    error_word = "error" if errors == 1 else "errors"
+    warning_word = "warning" if warnings == 1 else "warnings"
+    return f"{files} {noun} checked: {errors} {error_word}, {warnings} {warning_word}"
 
 
 def to_json(diagnostics: list[Diagnostic], files: int) -> str:

@@ -615,7 +615,10 @@ def _place(comment: ast.Comment, body: _Body) -> None:
         if child.range is not None and child.range.end > pos and not (child.range.contains(pos) and not child.is_leaf)
     ]
     if candidates:
-        min(candidates, key=lambda child: _sort_key(child.range)).leading.append(comment)
+        target = body.children.index(min(candidates, key=lambda child: _sort_key(child.range)))
+        while target > 0 and body.children[target - 1].range is None:
+            target -= 1  # above statements whose place is unknown (a description without the source)
+        body.children[target].leading.append(comment)
     else:
         body.dangling.append(comment)
 

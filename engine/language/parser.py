@@ -444,9 +444,7 @@ class _Builder(Transformer[Token, Any]):
     def channel(self, children: list[Any]) -> ast.Channel:
         name = self._strings(children)[0]
         statuses = tuple(c for c in children if isinstance(c, ast.ChannelStatus))
-        description = next(
-            (c.value for c in children if isinstance(c, _Marker) and c.kind == "description"), None
-        )
+        description = next((c.value for c in children if isinstance(c, _Marker) and c.kind == "description"), None)
         return ast.Channel(
             _unquote(name),
             statuses,
@@ -560,7 +558,7 @@ def _phrases(parser: Lark, prefix: str, expected: set[str]) -> list[str]:
             phrases.append(_describe_terminal(parser, terminal))
             continue
         words = [literal]
-        probe = base.copy()
+        probe = base.copy()  # type: ignore[no-untyped-call]
         current = terminal
         try:
             for _ in range(3):
@@ -625,13 +623,13 @@ def _syntax_diagnostic(parser: Lark, text: str, error: UnexpectedInput, file: st
     notes: list[str] = []
     if isinstance(error, UnexpectedCharacters):
         expected = set(error.allowed or ())
-        match = _WORD.match(text, error.pos_in_stream)
+        pos = int(error.pos_in_stream or 0)
+        match = _WORD.match(text, pos)
         if match:
             found = f"`{match.group(0)}`"
             end_column = column + len(match.group(0))
         else:
-            found = repr(text[error.pos_in_stream]) if error.pos_in_stream < len(text) else "end of file"
-        pos = error.pos_in_stream
+            found = repr(text[pos]) if pos < len(text) else "end of file"
     elif isinstance(error, UnexpectedToken):
         expected = set(error.expected or ())
         token = error.token
@@ -657,7 +655,7 @@ def _syntax_diagnostic(parser: Lark, text: str, error: UnexpectedInput, file: st
         message = f"unexpected {found}"
     code = "syntax"
     if isinstance(error, UnexpectedCharacters):
-        match = _WORD.match(text, error.pos_in_stream)
+        match = _WORD.match(text, int(error.pos_in_stream or 0))
         literals = [lit for t in expected if (lit := _literal(parser, t)) and lit.isalpha()]
         if match and literals:
             close = difflib.get_close_matches(match.group(0).lower(), literals, n=1, cutoff=0.6)
@@ -666,7 +664,9 @@ def _syntax_diagnostic(parser: Lark, text: str, error: UnexpectedInput, file: st
                 code = "unknown-keyword"
     open_braces = _open_braces(text, pos if pos is not None else len(text))
     at_top_level_word = bool(_TOP_LEVEL.match(text, text.rfind("\n", 0, pos or 0) + 1)) and (
-        pos is not None and _WORD.match(text, pos) is not None and text[pos:].split(None, 1)[0] in ("campaign", "program", "channel")
+        pos is not None
+        and _WORD.match(text, pos) is not None
+        and text[pos:].split(None, 1)[0] in ("campaign", "program", "channel")
     )
     if open_braces and (found == "end of file" or at_top_level_word):
         opened_line, opened_col = _line_col(text, open_braces[-1])
@@ -700,7 +700,7 @@ def _parse_text(text: str, file: str) -> ParseResult:
             _COMMENTS.clear()
             _GROUPED.clear()
             try:
-                result = parser.parse(chunk)
+                result: list[ast.Declaration] = parser.parse(chunk)  # type: ignore[assignment]
                 declarations.extend(result)
                 comments.extend(ast.Comment(str(t), t.line or 0, t.column or 0) for t in _COMMENTS)
                 break

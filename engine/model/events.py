@@ -49,7 +49,7 @@ class Event(BaseModel):
             if not self.program:
                 raise ValueError("program: the program's name is required for program_status_changed")
             if self.status is None:
-                raise ValueError("status: a channel status (or \"Not in Program\") is required")
+                raise ValueError('status: a channel status (or "Not in Program") is required')
             if self.campaign or self.campaign_id:
                 raise ValueError("campaign: program_status_changed names a program, not a campaign")
             return self

@@ -65,21 +65,21 @@ class ReplayOptions:
 def seed_world(store: Store, org: LocalOrg, world: World, rule_set: ast.RuleSet) -> None:
     """Loads a world into an empty store: persons, campaigns with statuses and members, program members."""
     now = _ts(world.now)
-    for person in world.persons:
-        if store.person(person.email) is not None:
-            raise InputError(f"world: persons: {person.email} is listed twice (emails compare case-insensitively)")
+    for entry in world.persons:
+        if store.person(entry.email) is not None:
+            raise InputError(f"world: persons: {entry.email} is listed twice (emails compare case-insensitively)")
         store.add_person(
-            person.email,
-            person.sfdc_id,
-            (person.sfdc_type or "Lead") if person.sfdc_id else None,
-            person.first_name,
-            person.last_name,
-            person.company,
+            entry.email,
+            entry.sfdc_id,
+            (entry.sfdc_type or "Lead") if entry.sfdc_id else None,
+            entry.first_name,
+            entry.last_name,
+            entry.company,
         )
     given_ids = {c.id for c in world.sfdc_campaigns if c.id}
     for number, campaign in enumerate(world.sfdc_campaigns):
         if store.campaign_by_name(campaign.name) is not None:
-            raise InputError(f"world: sfdc_campaigns[{number}].name: campaign \"{campaign.name}\" is listed twice")
+            raise InputError(f'world: sfdc_campaigns[{number}].name: campaign "{campaign.name}" is listed twice')
         sfdc_id = campaign.id or org.store.next_sfdc_id(
             "701", lambda candidate: candidate in given_ids or store.sfdc_id_taken(candidate)
         )
@@ -92,8 +92,8 @@ def seed_world(store: Store, org: LocalOrg, world: World, rule_set: ast.RuleSet)
         for email, status in campaign.members.items():
             if status not in info.statuses:
                 raise InputError(
-                    f"world: sfdc_campaigns[{number}].members.{email}: \"{status}\" is not a member status of "
-                    f"\"{campaign.name}\" ({', '.join(info.statuses)})"
+                    f'world: sfdc_campaigns[{number}].members.{email}: "{status}" is not a member status of '
+                    f'"{campaign.name}" ({", ".join(info.statuses)})'
                 )
             person = store.person(email) or store.add_person(email)
             if not person.sfdc_id:
@@ -109,8 +109,8 @@ def seed_world(store: Store, org: LocalOrg, world: World, rule_set: ast.RuleSet)
         for email, status in members.items():
             if channel is not None and channel.status(status) is None:
                 raise InputError(
-                    f"world: programs.{program_name}.{email}: \"{status}\" is not a status of channel "
-                    f"\"{channel.name}\" ({', '.join(channel.status_names)})"
+                    f'world: programs.{program_name}.{email}: "{status}" is not a status of channel '
+                    f'"{channel.name}" ({", ".join(channel.status_names)})'
                 )
             person = store.person(email) or store.add_person(email)
             store.set_program_status(person.id, pid, None if status == ast.NOT_IN_PROGRAM else status, now)
@@ -128,11 +128,13 @@ def validate_events(events: Sequence[ReplayInputEvent], store: Store, rule_set: 
         event = item.event
         where = f"{item.file}:{item.line}"
         if event.type == "program_status_changed":
-            program = rule_set.program(event.program or "")
-            if program is None:
+            declared = rule_set.program(event.program or "")
+            if declared is None:
                 known = ", ".join(p.name for p in rule_set.programs) or "none"
-                raise InputError(f'{where}: program: the rules declare no program "{event.program}" (declared: {known})')
-            channel = rule_set.channel(program.channel or "")
+                raise InputError(
+                    f'{where}: program: the rules declare no program "{event.program}" (declared: {known})'
+                )
+            channel = rule_set.channel(declared.channel or "")
             if channel is not None and channel.status(event.status or "") is None:
                 raise InputError(
                     f'{where}: status: "{event.status}" is not a status of channel "{channel.name}" '
@@ -155,7 +157,9 @@ def validate_events(events: Sequence[ReplayInputEvent], store: Store, rule_set: 
             if info is None:
                 raise InputError(f'{where}: campaign_id: no SFDC campaign with id "{event.campaign_id}" in the world')
         if event.type != "removed_from_sfdc_campaign" and event.status not in info.statuses:
-            allowed = set(info.statuses) | synced_statuses.get(info.name, set()) | synced_statuses.get(info.sfdc_id, set())
+            allowed = (
+                set(info.statuses) | synced_statuses.get(info.name, set()) | synced_statuses.get(info.sfdc_id, set())
+            )
             if event.status not in allowed:
                 raise InputError(
                     f'{where}: status: "{event.status}" is not a member status of "{info.name}" '

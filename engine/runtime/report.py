@@ -11,27 +11,38 @@ from rich.text import Text
 OUTCOME_STYLE = {"done": "green", "skipped": "yellow", "error": "bold red"}
 
 
+def _short_time(value: str) -> str:
+    return value.replace("T", " ").removesuffix(":00Z").removesuffix("Z")
+
+
 def _trigger_text(trigger: dict[str, Any]) -> str:
-    kind = str(trigger.get("type", "")).replace("_", " ")
+    kind = {
+        "added_to_sfdc_campaign": "added to",
+        "removed_from_sfdc_campaign": "removed from",
+        "status_changed_in_sfdc_campaign": "status changed in",
+        "program_status_changed": "status changed in program",
+    }.get(str(trigger.get("type")), str(trigger.get("type")))
     where = trigger.get("campaign") or trigger.get("program") or ""
     before, after = trigger.get("previous_status"), trigger.get("status")
-    statuses = f"{before or '-'} -> {after or '-'}"
-    return f'{kind} "{where}" ({statuses}, {trigger.get("origin")})'
+    if before and after:
+        statuses = f"{before} -> {after}"
+    else:
+        statuses = after or before or ""
+    origin = trigger.get("origin")
+    suffix = "" if origin == "event" else f" [{origin}]"
+    return f'{kind} "{where}" ({statuses}){suffix}'
 
 
-def _step_text(step: dict[str, Any]) -> Text:
+def _step_cells(step: dict[str, Any]) -> tuple[str, str, Text]:
     action = str(step.get("action", "")).replace("_", " ")
     target = step.get("campaign") or step.get("program") or ""
-    line = Text(f"{action}")
-    if target:
-        line.append(f' "{target}"')
+    what = f'"{target}"' if target else ""
     if step.get("status"):
-        line.append(f' {step["status"]}')
-    line.append("  ")
-    line.append(str(step.get("outcome")), style=OUTCOME_STYLE.get(str(step.get("outcome")), ""))
+        what += f" {step['status']}"
+    outcome = Text(str(step.get("outcome")), style=OUTCOME_STYLE.get(str(step.get("outcome")), ""))
     if step.get("detail"):
-        line.append(f": {step['detail']}", style="dim")
-    return line
+        outcome.append(f": {step['detail']}", style="dim")
+    return "  " + action, what.strip(), outcome
 
 
 def membership_changes(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -58,19 +69,30 @@ def membership_changes(before: dict[str, Any], after: dict[str, Any]) -> list[tu
 def print_replay(result: dict[str, Any], before: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     runs = result.get("runs", [])
-    table = Table(title=f"Runs ({len(runs)})", show_lines=True, expand=False)
-    table.add_column("#", justify="right")
-    table.add_column("at")
-    table.add_column("campaign", style="bold")
-    table.add_column("person")
-    table.add_column("trigger")
-    table.add_column("steps")
+    table = Table(title=f"Runs ({len(runs)})", title_justify="left", expand=False, pad_edge=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("at", no_wrap=True)
+    table.add_column("campaign / step")
+    table.add_column("person / target")
+    table.add_column("trigger / outcome")
     for number, run in enumerate(runs, start=1):
-        steps = Text("\n").join(_step_text(step) for step in run.get("steps", [])) or Text("(no steps)")
-        table.add_row(str(number), run["at"], run["campaign"], run["person"], _trigger_text(run["trigger"]), steps)
+        table.add_row(
+            str(number),
+            _short_time(run["at"]),
+            Text(run["campaign"], style="bold"),
+            run["person"],
+            _trigger_text(run["trigger"]),
+            end_section=not run.get("steps"),
+        )
+        steps = run.get("steps", [])
+        for position, step in enumerate(steps):
+            action, what, outcome = _step_cells(step)
+            table.add_row(
+                "", _short_time(str(step.get("at", ""))), action, what, outcome, end_section=position == len(steps) - 1
+            )
     console.print(table)
     changes = membership_changes(before, result.get("world", {}))
-    diff = Table(title=f"Membership changes ({len(changes)})")
+    diff = Table(title=f"Membership changes ({len(changes)})", title_justify="left")
     diff.add_column("campaign / program")
     diff.add_column("person")
     diff.add_column("before")
@@ -82,6 +104,6 @@ def print_replay(result: dict[str, Any], before: dict[str, Any], console: Consol
     if errors:
         console.print(Text(f"Errors ({len(errors)})", style="bold red"))
         for error in errors:
-            console.print(f"  {error['at']}  {error['message']}")
+            console.print(f"  {_short_time(error['at'])}  {error['message']}")
     else:
         console.print(Text("No errors.", style="green"))

@@ -410,9 +410,7 @@ class Store:
         )
 
     def set_program_status(self, person_id: int, program_id: int, status: str | None, at: float) -> None:
-        self.execute(
-            "DELETE FROM program_memberships WHERE person_id = ? AND program_id = ?", (person_id, program_id)
-        )
+        self.execute("DELETE FROM program_memberships WHERE person_id = ? AND program_id = ?", (person_id, program_id))
         if status is not None:
             self.execute(
                 "INSERT INTO program_memberships (person_id, program_id, status, changed_at) VALUES (?, ?, ?, ?)",

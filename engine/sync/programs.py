@@ -77,7 +77,9 @@ class ProgramSync:
                 0
             ]
             if not result.ok:
-                return f'program "{program.name}": cannot set the member statuses of "{campaign.name}": {result.message}'
+                return (
+                    f'program "{program.name}": cannot set the member statuses of "{campaign.name}": {result.message}'
+                )
             if not interp.crm.shares_mirror:
                 store.set_campaign_statuses(campaign.id, wanted, wanted[0], responded)
         link = Link(program, channel, campaign.id)
@@ -210,8 +212,7 @@ class ProgramSync:
         if target is None:
             return StepOutcome(
                 "error",
-                f'"{step.status}" is not a status of channel "{channel.name}" '
-                f"({', '.join(channel.status_names)})",
+                f'"{step.status}" is not a status of channel "{channel.name}" ({", ".join(channel.status_names)})',
             )
         pid = interp.store.program_id(program.name)
         current = interp.store.program_status(ctx.person.id, pid)
