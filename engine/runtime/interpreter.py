@@ -220,6 +220,8 @@ class Interpreter:
         run_id = self.store.start_run(campaign.name, change.person.id, change.at, trigger)
         self.recorder.run_started(run_id, campaign.name, change.person, trigger, change.at)
         ctx = RunContext(run_id, campaign, change.person, change.depth, change.chain)
+        if self.tracer:
+            self.tracer.event("run", run=ctx, change=change)
         self._execute(ctx, [(campaign.flow, 0, ())])
 
     def _resume(self, due: Continuation) -> None:
@@ -251,6 +253,8 @@ class Interpreter:
                 if isinstance(step, ast.Wait):
                     due = self.clock + step.seconds
                     self._record(ctx, {"action": "wait", "outcome": "done", "detail": f"until {iso(due)}"})
+                    if self.tracer:
+                        self.tracer.event("step", run=ctx, step=step, outcome="done", detail=f"until {iso(due)}")
                     resume = (*prefix, index + 1)
                     # the rest of the enclosing frames is implied by the path
                     self.store.add_continuation(
@@ -258,6 +262,8 @@ class Interpreter:
                     )
                     return
                 outcome = self._act(ctx, step)
+                if self.tracer:
+                    self.tracer.event("step", run=ctx, step=step, outcome=outcome.outcome, detail=outcome.detail)
                 index += 1
                 for change in outcome.changes:
                     self.emit(change)
@@ -275,8 +281,12 @@ class Interpreter:
                     continue
                 detail = ("if " if number == 0 else "else if ") + describe(branch.condition)
             self._record(ctx, {"action": "choice", "outcome": "done", "detail": detail, "branch": number})
+            if self.tracer:
+                self.tracer.event("choice", run=ctx, choice=choice, branch=number)
             return number
         self._record(ctx, {"action": "choice", "outcome": "skipped", "detail": "no branch applies", "branch": None})
+        if self.tracer:
+            self.tracer.event("choice", run=ctx, choice=choice, branch=None)
         return None
 
     def _record(self, ctx: RunContext, step: dict[str, Any]) -> None:
