@@ -160,6 +160,8 @@ class Interpreter:
 
     # ------------------------------------------------------------------------------ dispatch
     def _dispatch(self, change: Change) -> None:
+        if self.tracer:
+            self.tracer.event("change", change=change)
         candidates = self.index.candidates(change)
         if not candidates:
             return
