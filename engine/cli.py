@@ -100,25 +100,26 @@ def check(
       smartcampaign check rules/ --format json
     """
     from engine.language.diagnostics import render_all, summary, to_json
-    from engine.language.loader import RuleSetNotFound, load_rule_set
+    from engine.language.loader import RuleSetNotFound, check_paths, load_rule_set
     from engine.model.loading import InputError
 
-    texts: dict[str, str] | None = None
-    if "-" in paths:
-        texts = {"-": sys.stdin.read()}
     try:
         catalog = _catalog_from_world(catalog_path) if catalog_path else None
-        result = load_rule_set(paths, catalog=catalog, use_cache=not no_cache, texts=texts)
+        if "-" in paths:
+            loaded = load_rule_set(paths, catalog=catalog, use_cache=not no_cache, texts={"-": sys.stdin.read()})
+            diagnostics, files, sources = loaded.diagnostics, loaded.files, loaded.sources
+        else:
+            diagnostics, files, sources = check_paths(paths, catalog=catalog, use_cache=not no_cache)
     except (RuleSetNotFound, InputError) as error:
         _err(f"smartcampaign check: {error}")
         sys.exit(EXIT_USAGE)
-    failed = bool(result.errors) or (strict and bool(result.diagnostics))
+    failed = any(d.is_error for d in diagnostics) or (strict and bool(diagnostics))
     if output_format == "json":
-        click.echo(to_json(result.diagnostics, result.files))
+        click.echo(to_json(diagnostics, files))
     else:
-        if result.diagnostics:
-            _err(render_all(result.diagnostics, result.sources, limit=max_diagnostics))
-        _err(summary(result.diagnostics, result.files))
+        if diagnostics:
+            _err(render_all(diagnostics, sources, limit=max_diagnostics))
+        _err(summary(diagnostics, files))
     sys.exit(EXIT_FAIL if failed else EXIT_OK)
 
 

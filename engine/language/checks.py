@@ -386,15 +386,45 @@ def _can_fire(trigger: ast.Trigger, effect: _Effect) -> bool:
 
 
 def campaign_graph(rule_set: ast.RuleSet) -> dict[str, list[str]]:
-    """Which campaigns' flows can fire which campaigns' triggers (names, declaration order)."""
+    """Which campaigns' flows can fire which campaigns' triggers (names, declaration order).
+
+    Triggers are indexed by (kind, campaign or program) so that the graph costs what the flows hold,
+    not campaigns squared.
+    """
+    keyed: dict[tuple[str, str], list[int]] = {}
+    wild: dict[str, list[int]] = {}
+    for number, target in enumerate(rule_set.campaigns):
+        for trigger in target.triggers:
+            if trigger.kind == "program_status_changed":
+                keyed.setdefault((trigger.kind, trigger.program or ""), []).append(number)
+            elif trigger.campaign is None:
+                continue
+            elif trigger.campaign.kind in ("name", "id", "in"):
+                for value in trigger.campaign.values:
+                    keyed.setdefault((trigger.kind, value), []).append(number)
+            else:
+                wild.setdefault(trigger.kind, []).append(number)
     graph: dict[str, list[str]] = {}
-    for source in rule_set.campaigns:
+    campaigns = rule_set.campaigns
+    for source in campaigns:
         effects = [e for step in iter_steps(source.flow) for e in step_effects(rule_set, step)]
-        targets: list[str] = []
-        for target in rule_set.campaigns:
-            if any(_can_fire(t, e) for t in target.triggers for e in effects):
-                targets.append(target.name)
-        graph[source.name] = targets
+        found: set[int] = set()
+        for effect in effects:
+            pool: list[int] = list(wild.get(effect.kind, ()))
+            if effect.kind == "program_status_changed":
+                pool.extend(keyed.get((effect.kind, effect.program or ""), ()))
+            elif effect.campaign is not None:
+                if effect.campaign.is_single:
+                    pool.extend(keyed.get((effect.kind, effect.campaign.values[0]), ()))
+                    if effect.campaign.kind == "id":
+                        # an id may name any campaign that triggers list by name: check them all
+                        pool.extend(n for (kind, _), ns in keyed.items() if kind == effect.kind for n in ns)
+                else:
+                    pool.extend(n for (kind, _), ns in keyed.items() if kind == effect.kind for n in ns)
+            for number in pool:
+                if number not in found and any(_can_fire(t, effect) for t in campaigns[number].triggers):
+                    found.add(number)
+        graph[source.name] = [campaigns[n].name for n in sorted(found)]
     return graph
 
 

@@ -8,9 +8,12 @@ declarations.
 
 Layout: 4-space indentation, one statement per line, blocks always open on the header line and close on
 their own line, one blank line between top-level declarations, at most one blank line (where the author had
-one) between statements and comments inside a block. Filter expressions print the fewest parentheses that
-keep the tree (the parser keeps an author's parenthesised `and` / `or` as its own node, so those stay
-parenthesised), and a filter line wider than 100 characters breaks before each top-level `or` (else `and`).
+one) between statements and comments inside a block. `inactive` goes right after the description (first
+when there is none); every other statement keeps the author's order. Filter expressions print the fewest
+parentheses that keep the tree (the parser keeps an author's parenthesised `and` / `or` as its own node, so
+those stay parenthesised). A filter line wider than 100 characters breaks before each top-level `or` (else
+`and`), continuation lines 4 spaces deeper; an operand still too wide breaks the same way 4 spaces deeper
+again. A trigger line wider than 100 characters puts its `with status` / `from` / `to` on the next line.
 
 Comments: an own-line comment stays on its own line before the statement that follows it (inside the same
 block; at the end of the block or file when nothing follows). A trailing comment stays at the end of its
@@ -100,26 +103,43 @@ def _amount(amount: int, unit: str) -> str:
     return f"{amount} {unit}" if amount == 1 else f"{amount} {unit}s"
 
 
-def _trigger(trigger: ast.Trigger) -> str:
+def _trigger_lines(trigger: ast.Trigger, depth: int) -> list[str]:
+    """A trigger on one line; when wider than the limit, its `with status` / `from` / `to` go below it."""
+    ref = _ref(trigger.campaign) if trigger.campaign is not None else "any sfdc campaign"
+    clauses: list[str] = []
     if trigger.kind == "program_status_changed":
-        text = f"trigger status changed in program {_quote(trigger.program or '')}"
-    elif trigger.campaign is None:
-        text = "trigger added to any sfdc campaign"
+        head = f"trigger status changed in program {_quote(trigger.program or '')}"
     elif trigger.kind == "added":
-        text = f"trigger added to {_ref(trigger.campaign)}"
+        head = f"trigger added to {ref}"
     elif trigger.kind == "removed":
-        text = f"trigger removed from {_ref(trigger.campaign)}"
+        head = f"trigger removed from {ref}"
     else:
-        text = f"trigger status changed in {_ref(trigger.campaign)}"
+        head = f"trigger status changed in {ref}"
     if trigger.kind in ("added", "removed"):
         if trigger.status is not None:
-            text += f" with status {_match(trigger.status)}"
-        return text
-    if trigger.from_status is not None:
-        text += f" from {_match(trigger.from_status)}"
-    if trigger.to_status is not None:
-        text += f" to {_match(trigger.to_status)}"
-    return text
+            clauses.append(f"with status {_match(trigger.status)}")
+    else:
+        if trigger.from_status is not None:
+            clauses.append(f"from {_match(trigger.from_status)}")
+        if trigger.to_status is not None:
+            clauses.append(f"to {_match(trigger.to_status)}")
+    return _packed(head, clauses, MAX_WIDTH - len(INDENT * depth))
+
+
+def _packed(head: str, clauses: list[str], width: int) -> list[str]:
+    """`head clause clause` if it fits, else the clauses on continuation lines, as many to a line as fit."""
+    line = " ".join([head, *clauses])
+    if len(line) <= width or not clauses:
+        return [line]
+    lines = [head]
+    current = ""
+    for clause in clauses:
+        if current and len(f"{current} {clause}") > width:
+            lines.append(current)
+            current = ""
+        current = f"{current} {clause}" if current else f"{INDENT}{clause}"
+    lines.append(current)
+    return lines
 
 
 def _qualify(qualification: ast.Qualification) -> str:
@@ -175,19 +195,28 @@ def _expr(expr: ast.FilterExpr) -> str:
     return "".join(out)
 
 
-def _operand(operand: ast.FilterExpr, parent: ast.FilterExpr) -> str:
-    text = _expr(operand)
-    return f"({text})" if _needs_parens(operand, parent) else text
-
-
 def _filter_lines(expr: ast.FilterExpr, depth: int) -> list[str]:
-    """`filter ...` on one line, or broken before each top-level `or` (else `and`) when wider than the limit."""
-    line = f"filter {_expr(expr)}"
-    if len(INDENT * depth + line) <= MAX_WIDTH or not isinstance(expr, (ast.And, ast.Or)) or len(expr.operands) < 2:
+    """`filter ...` on one line, or broken before each top-level `or` (else `and`) when wider than the limit.
+
+    An operand still too wide is broken the same way, one level deeper (at most a few levels).
+    """
+    return _expr_lines(expr, "filter ", "", "", MAX_WIDTH - len(INDENT * depth), 4)
+
+
+def _expr_lines(expr: ast.FilterExpr, lead: str, suffix: str, indent: str, width: int, levels: int) -> list[str]:
+    line = f"{lead}{_expr(expr)}{suffix}"
+    if len(line) <= width or levels <= 0 or not isinstance(expr, (ast.And, ast.Or)) or len(expr.operands) < 2:
         return [line]
     word = "and" if isinstance(expr, ast.And) else "or"
-    parts = [_operand(operand, expr) for operand in expr.operands]
-    return [f"filter {parts[0]}", *(f"{INDENT}{word} {part}" for part in parts[1:])]
+    lines: list[str] = []
+    last = len(expr.operands) - 1
+    for index, operand in enumerate(expr.operands):
+        operand_lead = lead if index == 0 else f"{indent}{INDENT}{word} "
+        operand_suffix = suffix if index == last else ""
+        if _needs_parens(operand, expr):
+            operand_lead, operand_suffix = f"{operand_lead}(", f"){operand_suffix}"
+        lines.extend(_expr_lines(operand, operand_lead, operand_suffix, indent + INDENT, width, levels - 1))
+    return lines
 
 
 def _step(step: ast.FlowStep) -> str:
@@ -295,21 +324,17 @@ class _Source:
                 return token
         return None
 
-    def items(self, span: ast.Span, keywords: frozenset[str]) -> tuple[_Token | None, list[_Item]] | None:
-        """The opening `{` of a declaration and its statements, each running up to the next one (or `}`)."""
+    def items(self, span: ast.Span, keywords: frozenset[str]) -> list[_Item]:
+        """The statements directly inside a declaration, each running up to the next one (or the `}`)."""
         if span.line <= 0:
-            return None
-        tokens = self.tokens[
-            bisect_left(self.starts, (span.line, span.column)) : bisect_left(self.starts, (span.end_line, span.end_column))
-        ]
-        opening: _Token | None = None
+            return []
+        first = bisect_left(self.starts, (span.line, span.column))
+        tokens = self.tokens[first : bisect_left(self.starts, (span.end_line, span.end_column))]
         marks: list[tuple[int, str]] = []
         depth = 0
         for index, token in enumerate(tokens):
             if token.value == "{":
                 depth += 1
-                if opening is None:
-                    opening = token
             elif token.value == "}":
                 depth -= 1
             elif depth == 1 and token.value in keywords:
@@ -321,7 +346,7 @@ class _Source:
             stop = max(stop, index)
             brace = tokens[index + 1] if keyword == "flow" and index + 1 < len(tokens) else None
             items.append(_Item(keyword, _Range(tokens[index].start, tokens[stop].end), brace))
-        return opening, items
+        return items
 
 
 # ------------------------------------------------------------------------------------- the layout tree
@@ -413,11 +438,8 @@ class _Builder:
     def _scan(self, span: ast.Span, keywords: frozenset[str]) -> dict[str, list[_Item]] | None:
         if self.source is None:
             return None
-        found = self.source.items(span, keywords)
-        if found is None:
-            return None
         grouped: dict[str, list[_Item]] = {}
-        for item in found[1]:
+        for item in self.source.items(span, keywords):
             grouped.setdefault(item.keyword, []).append(item)
         return grouped
 
@@ -467,7 +489,7 @@ class _Builder:
             entries.append((_sort_key(rng), 0, description))
         for index, trigger in enumerate(campaign.triggers):
             rng = self._nth(scanned, "trigger", index, len(campaign.triggers)) or _span_range(trigger.span)
-            entries.append((_sort_key(rng), 2, _leaf([_trigger(trigger)], rng)))
+            entries.append((_sort_key(rng), 2, _leaf(_trigger_lines(trigger, 1), rng)))
         for index, expr in enumerate(campaign.filters):
             rng = self._nth(scanned, "filter", index, len(campaign.filters)) or _span_range(expr.span)
             entries.append((_sort_key(rng), 3, _leaf(_filter_lines(expr, 1), rng)))
@@ -509,7 +531,10 @@ class _Builder:
         end = min(later) if later else (close.start if close is not None else None)
         if end is None or end <= flow.range.end:
             return
-        body.tail = (flow.range.end, min(child.range.start[1] for child in body.children if child.range))
+        columns = [child.range.start[1] for child in body.children if child.range is not None]
+        if not columns:
+            return
+        body.tail = (flow.range.end, min(columns))
         body.range = _Range(body.range.start, end)
         flow.range = _Range(flow.range.start, end)
 
@@ -603,11 +628,11 @@ def _place(comment: ast.Comment, body: _Body) -> None:
             continue  # after a flow's steps but not indented like them: it follows the flow
         # In a header (or between `}` and `else`): the top of the next body.
         following = [inner for inner in bodies if inner.range is not None and inner.range.end > pos]
-        target = following[0] if following else bodies[-1]
-        if target.children:
-            target.children[0].leading.append(comment)
+        top = following[0] if following else bodies[-1]
+        if top.children:
+            top.children[0].leading.append(comment)
         else:
-            target.dangling.append(comment)
+            top.dangling.append(comment)
         return
     candidates = [
         child
@@ -624,14 +649,16 @@ def _place(comment: ast.Comment, body: _Body) -> None:
 
 
 def _attach(root: _Body, comments: tuple[ast.Comment, ...], source: _Source | None) -> None:
-    anchors = [line for child in root.children for line in _lines(child) if line.range is not None]
+    """Each comment to the end of a printed line (trailing), before a statement, or at the end of a block."""
+    by_line: dict[int, list[_Line]] = {}
+    for child in root.children:
+        for line in _lines(child):
+            if line.range is not None:
+                for number in range(line.range.start[0], line.range.end[0] + 1):
+                    by_line.setdefault(number, []).append(line)
     for comment in sorted(comments, key=lambda c: (c.line, c.column)):
         pos = (comment.line, comment.column)
-        candidates = [
-            line
-            for line in anchors
-            if line.range is not None and line.range.start < pos and line.range.start[0] <= pos[0] <= line.range.end[0]
-        ]
+        candidates = [line for line in by_line.get(comment.line, []) if line.range and line.range.start < pos]
         trailing = source.code_before(pos) if source is not None else bool(candidates)
         if trailing and candidates:
             max(candidates, key=lambda line: _sort_key(line.range)).trailing.append(comment)

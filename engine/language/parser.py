@@ -8,6 +8,7 @@ are cached by content hash so that an unchanged rule set is not parsed again.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import os
 import pickle
@@ -53,11 +54,15 @@ def grammar_text() -> str:
     return ref.read_text(encoding="utf-8")
 
 
+_ESCAPE = re.compile(r"\\([\"\\])")
+
+
 def _unquote(token: Token) -> str:
     raw = str(token)
     if len(raw) < 2:
         return raw
-    return re.sub(r"\\([\"\\])", r"\1", raw[1:-1])
+    inner = raw[1:-1]
+    return _ESCAPE.sub(r"\1", inner) if "\\" in inner else inner
 
 
 def _int(token: Token) -> int:
@@ -92,6 +97,10 @@ class _Builder(Transformer[Token, Any]):
 
     # ---- spans -------------------------------------------------------------------------------
     def _span(self, children: list[Any]) -> ast.Span:
+        head = children[0] if children else None
+        tail = children[-1] if children else None
+        if type(head) is Token and type(tail) is Token and head.line is not None and tail.end_line is not None:
+            return ast.Span(self.file, head.line, head.column or 0, tail.end_line, tail.end_column or 0)
         first = self._first(children)
         last = self._last(children)
         if first is None or last is None:
@@ -149,7 +158,7 @@ class _Builder(Transformer[Token, Any]):
 
     @staticmethod
     def _strings(children: list[Any]) -> list[Token]:
-        return [c for c in children if isinstance(c, Token) and c.type == "STRING"]
+        return [c for c in children if type(c) is Token and c.type == "STRING"]
 
     @staticmethod
     def _nodes(children: list[Any]) -> list[Any]:
@@ -732,10 +741,17 @@ def _parse_text(text: str, file: str) -> ParseResult:
     return ParseResult(ast.RuleFile(file, tuple(declarations), tuple(comments)), tuple(diagnostics))
 
 
+@functools.lru_cache(maxsize=1)
+def grammar_digest() -> str:
+    """Identifies the grammar and this release: part of every cache key."""
+    from engine import __version__
+
+    return hashlib.sha256(f"{CACHE_FORMAT}\0{__version__}\0{grammar_text()}".encode()).hexdigest()
+
+
 def _content_key(text: str, file: str) -> str:
     h = hashlib.sha256()
-    h.update(CACHE_FORMAT.encode())
-    h.update(grammar_text().encode())
+    h.update(grammar_digest().encode())
     h.update(file.encode())
     h.update(b"\0")
     h.update(text.encode())
