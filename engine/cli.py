@@ -124,6 +124,96 @@ def check(
 
 
 @cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("--check", "check_only", is_flag=True, help="Write nothing; exit 1 and list the files that would change.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print the change as a unified diff instead of writing.")
+@guarded
+def fmt(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
+    """Format rule files in place, in the one canonical layout (comments kept).
+
+    PATHS are .campaign files or folders; - reads standard input and writes standard output.
+    Exit 0 done (or nothing to change), 1 with --check when a file would change or on syntax errors,
+    2 on usage errors.
+
+    \b
+    Examples:
+      smartcampaign fmt rules/
+      smartcampaign fmt --check rules/
+      smartcampaign fmt --diff rules/webinar.campaign
+      cat my.campaign | smartcampaign fmt -
+    """
+    import difflib
+    from pathlib import Path
+
+    from engine.language.diagnostics import SourceCache, render_all
+    from engine.language.formatter import format_text
+    from engine.language.parser import iter_rule_files
+
+    failed = False
+    changed: list[str] = []
+    for given in paths:
+        if given == "-":
+            text = sys.stdin.read()
+            result = format_text(text, "<stdin>")
+            if result.output is None:
+                _err(render_all(list(result.diagnostics), SourceCache({"<stdin>": text})))
+                sys.exit(EXIT_FAIL)
+            if show_diff:
+                click.echo(
+                    "".join(
+                        difflib.unified_diff(
+                            text.splitlines(True), result.output.splitlines(True), "<stdin>", "<stdin>"
+                        )
+                    ),
+                    nl=False,
+                )
+            elif check_only:
+                if result.output != text:
+                    changed.append("<stdin>")
+            else:
+                click.echo(result.output, nl=False)
+            continue
+        path = Path(given)
+        if not path.exists():
+            _err(f"smartcampaign fmt: {given}: no such file or directory")
+            sys.exit(EXIT_USAGE)
+        for file in iter_rule_files(path):
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                _err(f"{file}: cannot read: {error}")
+                failed = True
+                continue
+            result = format_text(text, str(file))
+            if result.output is None:
+                _err(render_all(list(result.diagnostics), SourceCache({str(file): text})))
+                failed = True
+                continue
+            if result.output == text:
+                continue
+            changed.append(str(file))
+            if show_diff:
+                click.echo(
+                    "".join(
+                        difflib.unified_diff(
+                            text.splitlines(True), result.output.splitlines(True), str(file), f"{file} (formatted)"
+                        )
+                    ),
+                    nl=False,
+                )
+            elif not check_only:
+                file.write_text(result.output, encoding="utf-8")
+    if check_only:
+        for name in changed:
+            _err(f"would reformat {name}")
+        _err(f"{len(changed)} file{'s' if len(changed) != 1 else ''} would be reformatted")
+        sys.exit(EXIT_FAIL if changed or failed else EXIT_OK)
+    if not show_diff and changed:
+        _err(f"{len(changed)} file{'s' if len(changed) != 1 else ''} reformatted")
+    sys.exit(EXIT_FAIL if failed else EXIT_OK)
+
+
+@cli.command()
 @click.argument("rules", type=click.Path())
 @click.option(
     "--world",
