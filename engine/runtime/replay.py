@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine.crm.local import LEAD_PREFIX, LocalOrg
+from engine.crm.local import LocalOrg
 from engine.language import ast
 from engine.model.events import Event
 from engine.model.loading import InputError
@@ -273,9 +273,10 @@ def process_event(interp: Interpreter, item: ReplayInputEvent, warn: Callable[[s
         status = None if event.status == ast.NOT_IN_PROGRAM else event.status
         interp.observe_program_status(person, event.program or "", status, at)
     else:
+        removal = event.type == "removed_from_sfdc_campaign"
         if person is None:
             person = store.add_person(event.person, LocalOrg(store).new_lead_id(), "Lead")
-        elif not person.sfdc_id:
+        elif not person.sfdc_id and not removal:
             # it came from Salesforce, so it is there now
             person = store.set_person_sfdc(
                 person, LocalOrg(store).new_lead_id(), "Lead", "[not provided]", "[not provided]"
@@ -286,7 +287,6 @@ def process_event(interp: Interpreter, item: ReplayInputEvent, warn: Callable[[s
             else store.campaign_by_sfdc_id(event.campaign_id or "")
         )
         assert campaign is not None  # validated up front
-        status = None if event.type == "removed_from_sfdc_campaign" else event.status
+        status = None if removal else event.status
         interp.observe_membership(person, campaign, status, at)
     interp.drain()
-    _ = LEAD_PREFIX
