@@ -301,6 +301,83 @@ def replay(
         print_replay(result, world.model_dump(mode="json"))
 
 
+@cli.command()
+@click.argument("rules", type=click.Path())
+@click.option("--world", "world_path", type=click.Path(allow_dash=True), help="Starting world (REPLAY.md).")
+@click.option("--events", "events_path", type=click.Path(allow_dash=True), required=True, help="Events, JSON Lines.")
+@click.option("--person", help="Only this person (email, case-insensitive).")
+@click.option("--campaign", help="Only this smart campaign.")
+@click.option(
+    "--until",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
+    help="Run waits due by this time only.",
+)
+@click.option("--max-depth", default=10, show_default=True, type=click.IntRange(min=0))
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@guarded
+def explain(
+    rules: str,
+    world_path: str | None,
+    events_path: str,
+    person: str | None,
+    campaign: str | None,
+    until: Any,
+    max_depth: int,
+    output_format: str,
+) -> None:
+    """Why did (or didn't) a person go through a campaign?
+
+    Replays the events like `replay` and, for each change, for each campaign: whether a trigger matched
+    (which), the qualification decision (and the last run it counted), each filter clause with its value,
+    each choice taken and each step's outcome.
+
+    \b
+    Examples:
+      smartcampaign explain rules/ --world world.json --events events.jsonl --person ann@example.com
+      smartcampaign explain rules/ --world world.json --events events.jsonl --campaign "Webinar follow-up"
+      smartcampaign explain rules/ --world world.json --events events.jsonl --format json
+    """
+    from engine.language.diagnostics import render_all
+    from engine.language.loader import RuleSetNotFound, load_rule_set
+    from engine.model.loading import InputError, load_events, load_world
+    from engine.model.world import as_utc
+    from engine.runtime.explain import explain as run_explain
+    from engine.runtime.explain import render_text
+    from engine.runtime.replay import ReplayInputEvent
+
+    if world_path == "-" and events_path == "-":
+        _err("smartcampaign explain: --world and --events cannot both be - (standard input)")
+        sys.exit(EXIT_USAGE)
+    try:
+        loaded = load_rule_set([rules])
+    except RuleSetNotFound as error:
+        _err(f"smartcampaign explain: {error}")
+        sys.exit(EXIT_USAGE)
+    if loaded.errors:
+        _err(render_all(loaded.errors, loaded.sources))
+        sys.exit(EXIT_FAIL)
+    try:
+        world = load_world(world_path)
+        events = [ReplayInputEvent(e.event, e.line, e.file) for e in load_events(events_path)]
+        result = run_explain(
+            loaded.rule_set,
+            world,
+            events,
+            person=person,
+            campaign=campaign,
+            until=as_utc(until) if until is not None else None,
+            max_depth=max_depth,
+            warn=_err,
+        )
+    except InputError as error:
+        _err(f"smartcampaign explain: {error}")
+        sys.exit(EXIT_USAGE)
+    if output_format == "json":
+        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    else:
+        render_text(result)
+
+
 def main() -> None:
     """Console entry point."""
     cli(prog_name="smartcampaign")

@@ -211,6 +211,7 @@ class Campaign:
     qualification_given: bool = False
     span: Span = _span()
     name_span: Span = _span()
+    repeated: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +235,7 @@ class Channel:
     builtin: bool = False
     span: Span = _span()
     name_span: Span = _span()
+    repeated: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
 
     def status(self, name: str) -> ChannelStatus | None:
         if name == NOT_IN_PROGRAM:
@@ -268,6 +270,7 @@ class Program:
     channel_span: Span = _span()
     span: Span = _span()
     name_span: Span = _span()
+    repeated: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def total_cost(self) -> int:

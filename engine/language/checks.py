@@ -104,6 +104,7 @@ def campaign_filters(campaign: ast.Campaign) -> Iterator[ast.MembershipFilter | 
 
 def check_rule_set(rule_set: ast.RuleSet, *, catalog: object | None = None) -> list[Diagnostic]:
     out: list[Diagnostic] = []
+    out.extend(_repeated_items(rule_set))
     out.extend(_duplicates(rule_set))
     out.extend(_channels(rule_set))
     out.extend(_programs(rule_set))
@@ -112,6 +113,23 @@ def check_rule_set(rule_set: ast.RuleSet, *, catalog: object | None = None) -> l
     if isinstance(catalog, Catalog):
         out.extend(_against_catalog(rule_set, catalog))
     return out
+
+
+def _repeated_items(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
+    declarations: list[ast.Campaign | ast.Program | ast.Channel] = [
+        *rule_set.campaigns,
+        *rule_set.programs,
+        *(c for c in rule_set.channels if not c.builtin),
+    ]
+    for declaration in declarations:
+        kind = type(declaration).__name__.lower()
+        for item, span in declaration.repeated:
+            yield _at(
+                "error",
+                "repeated-item",
+                f'{kind} "{declaration.name}" has more than one `{item}`: keep one',
+                span,
+            )
 
 
 def _duplicates(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:

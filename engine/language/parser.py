@@ -7,6 +7,7 @@ are cached by content hash so that an unchanged rule set is not parsed again.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import hashlib
@@ -179,21 +180,30 @@ class _Builder(Transformer[Token, Any]):
         qualification_given = False
         description: str | None = None
         active = True
+        repeated: list[tuple[str, ast.Span]] = []
         for item in self._nodes(children):
             if isinstance(item, ast.Trigger):
                 triggers.append(item)
             elif isinstance(item, ast.Qualification):
+                if qualification_given:
+                    repeated.append(("qualify", item.span))
                 qualification = item
                 qualification_given = True
             elif isinstance(item, _Marker):
                 if item.kind == "filter":
                     filters.append(item.value)
                 elif item.kind == "flow":
+                    if has_flow:
+                        repeated.append(("flow", item.span))
                     flow = flow + tuple(item.value)
                     has_flow = True
                 elif item.kind == "description":
+                    if description is not None:
+                        repeated.append(("description", item.span))
                     description = item.value
                 elif item.kind == "inactive":
+                    if not active:
+                        repeated.append(("inactive", item.span))
                     active = False
         return ast.Campaign(
             name=_unquote(name),
@@ -207,6 +217,7 @@ class _Builder(Transformer[Token, Any]):
             qualification_given=qualification_given,
             span=self._span(children),
             name_span=self._token_span(name),
+            repeated=tuple(repeated),
         )
 
     def description(self, children: list[Any]) -> _Marker:
@@ -414,16 +425,23 @@ class _Builder(Transformer[Token, Any]):
         sync: ast.CampaignRef | None = None
         costs: list[ast.ProgramCost] = []
         description: str | None = None
+        repeated: list[tuple[str, ast.Span]] = []
         for item in self._nodes(children):
             if isinstance(item, ast.ProgramCost):
                 costs.append(item)
             elif isinstance(item, _Marker):
                 if item.kind == "channel":
+                    if channel is not None:
+                        repeated.append(("channel", item.span))
                     channel = item.value
                     channel_span = item.span
                 elif item.kind == "sync":
+                    if sync is not None:
+                        repeated.append(("sync with", item.span))
                     sync = item.value
                 elif item.kind == "description":
+                    if description is not None:
+                        repeated.append(("description", item.span))
                     description = item.value
         return ast.Program(
             name=_unquote(name),
@@ -434,6 +452,7 @@ class _Builder(Transformer[Token, Any]):
             channel_span=channel_span,
             span=self._span(children),
             name_span=self._token_span(name),
+            repeated=tuple(repeated),
         )
 
     def program_channel(self, children: list[Any]) -> _Marker:
@@ -453,13 +472,14 @@ class _Builder(Transformer[Token, Any]):
     def channel(self, children: list[Any]) -> ast.Channel:
         name = self._strings(children)[0]
         statuses = tuple(c for c in children if isinstance(c, ast.ChannelStatus))
-        description = next((c.value for c in children if isinstance(c, _Marker) and c.kind == "description"), None)
+        descriptions = [c for c in children if isinstance(c, _Marker) and c.kind == "description"]
         return ast.Channel(
             _unquote(name),
             statuses,
-            description,
+            descriptions[-1].value if descriptions else None,
             span=self._span(children),
             name_span=self._token_span(name),
+            repeated=tuple(("description", d.span) for d in descriptions[1:]),
         )
 
     def channel_status(self, children: list[Any]) -> ast.ChannelStatus:
@@ -698,6 +718,8 @@ class ParseResult:
 
 def _parse_text(text: str, file: str) -> ParseResult:
     parser = get_parser()
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a UTF-8 byte-order mark is not part of the rules
     declarations: list[ast.Declaration] = []
     comments: list[ast.Comment] = []
     diagnostics: list[Diagnostic] = []
@@ -711,11 +733,11 @@ def _parse_text(text: str, file: str) -> ParseResult:
             try:
                 result: list[ast.Declaration] = parser.parse(chunk)  # type: ignore[assignment]
                 declarations.extend(result)
-                comments.extend(ast.Comment(str(t), t.line or 0, t.column or 0) for t in _COMMENTS)
+                comments.extend(ast.Comment(str(t).rstrip(), t.line or 0, t.column or 0) for t in _COMMENTS)
                 break
             except UnexpectedInput as error:
                 diagnostics.append(_syntax_diagnostic(parser, chunk, error, file))
-                comments.extend(ast.Comment(str(t), t.line or 0, t.column or 0) for t in _COMMENTS)
+                comments.extend(ast.Comment(str(t).rstrip(), t.line or 0, t.column or 0) for t in _COMMENTS)
                 pos = getattr(error, "pos_in_stream", None)
                 if pos is None and isinstance(error, UnexpectedToken):
                     pos = error.token.start_pos
@@ -746,7 +768,12 @@ def grammar_digest() -> str:
     """Identifies the grammar and this release: part of every cache key."""
     from engine import __version__
 
-    return hashlib.sha256(f"{CACHE_FORMAT}\0{__version__}\0{grammar_text()}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{CACHE_FORMAT}\0{__version__}\0{grammar_text()}".encode())
+    # the AST's shape is part of what is cached: a changed node class must not meet an old pickle
+    for module in (ast.__file__, __file__):
+        with contextlib.suppress(OSError, TypeError):
+            digest.update(Path(module).read_bytes())
+    return digest.hexdigest()
 
 
 def _content_key(text: str, file: str) -> str:

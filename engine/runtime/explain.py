@@ -67,6 +67,8 @@ JSON shape (`version` 1; keys are never renamed or dropped, only added):
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -358,11 +360,11 @@ def _match_miss(label: str, value: str | None, match: ast.StatusMatch) -> str:
     if match.kind == "is":
         return f"{label} {shown} is not {_match(match)}"
     if match.kind == "in":
-        return f"{label} {shown} is not one of ({', '.join(repr_q(v) for v in match.values)})"
-    return f"{label} {shown} is one of the excluded ({', '.join(repr_q(v) for v in match.values)})"
+        return f"{label} {shown} is not one of ({', '.join(_quoted(v) for v in match.values)})"
+    return f"{label} {shown} is one of the excluded ({', '.join(_quoted(v) for v in match.values)})"
 
 
-def repr_q(value: str) -> str:
+def _quoted(value: str) -> str:
     return f'"{value}"'
 
 
@@ -606,7 +608,7 @@ class ExplainTracer:
                 return decision
         return None
 
-    def _on_change(self, change: Change) -> None:
+    def _on_change(self, change: Change, **_: Any) -> None:
         if change.origin == "event" and change.depth == 0:
             self._event_changes += 1
         if not self._wanted(change.person.email):
@@ -646,7 +648,7 @@ class ExplainTracer:
         self.changes.append(record)
         self._current, self._current_change = record, change
 
-    def _on_cascade_cut(self, change: Change, message: str) -> None:
+    def _on_cascade_cut(self, change: Change, message: str, **_: Any) -> None:
         if self._current is None or self._current_change is not change:
             return
         self._current.cascade_cut = message
@@ -655,9 +657,9 @@ class ExplainTracer:
                 decision.result = "cascade_cut"
                 decision.triggered = True
                 decision.trigger = next(t for t in decision.triggers if t.matched)
-                decision.summary = "trigger matched, but its campaigns were not run: the cascade was too deep"
+                decision.summary = "trigger matched, but not run: the cascade went deeper than the limit"
 
-    def _on_trigger(self, change: Change, campaign: ast.Campaign, trigger: ast.Trigger) -> None:
+    def _on_trigger(self, change: Change, campaign: ast.Campaign, trigger: ast.Trigger, **_: Any) -> None:
         decision = self._decision(change, campaign)
         if decision is None:
             return
@@ -671,14 +673,14 @@ class ExplainTracer:
         decision.result = "ran"
         decision.summary = "trigger matched"
 
-    def _on_inactive(self, change: Change, campaign: ast.Campaign) -> None:
+    def _on_inactive(self, change: Change, campaign: ast.Campaign, **_: Any) -> None:
         decision = self._decision(change, campaign)
         if decision is not None:
             decision.result = "inactive"
             decision.summary = "trigger matched, but the campaign is inactive (it takes no new runs)"
 
     def _on_qualification(
-        self, change: Change, campaign: ast.Campaign, ok: bool, last: tuple[float, int] | None
+        self, change: Change, campaign: ast.Campaign, ok: bool, last: tuple[float, int] | None, **_: Any
     ) -> None:
         decision = self._decision(change, campaign)
         if decision is None:
@@ -686,7 +688,11 @@ class ExplainTracer:
         rule = campaign.qualification
         text = describe_qualification(rule)
         if rule.kind == "every_time":
+            if last is None and self.interp is not None:  # the interpreter does not look; the record still helps
+                last = self.interp.store.qualification(campaign.name, change.person.id)
             reason = "every trigger qualifies"
+            if last is not None:
+                reason += f" (ran {_times(last[1])} before, last at {when(last[0])})"
         elif last is None:
             reason = "never ran through this campaign before"
         elif rule.kind == "once":
@@ -704,24 +710,24 @@ class ExplainTracer:
         )
         if not ok:
             decision.result = "not_qualified"
-            decision.summary = f"trigger matched, but {text} blocked it: {reason}"
+            decision.summary = f"trigger matched, but {text} blocked it"
 
-    def _on_filter(self, change: Change, campaign: ast.Campaign, expr: ast.FilterExpr, value: bool) -> None:
+    def _on_filter(self, change: Change, campaign: ast.Campaign, expr: ast.FilterExpr, value: bool, **_: Any) -> None:
         decision = self._decision(change, campaign)
         if decision is None or self.interp is None:
             return
         clause = explain_filter(expr, self.interp.store, change.person.id)
         clause.value = value  # the interpreter's own verdict for the line
-        decision.filters.append(FilterLine(location(_span_of(expr)), describe(expr), True, value, clause))
+        decision.filters.append(FilterLine(location(expr.span), describe(expr), True, value, clause))
         if value:
             return
         number = len(decision.filters)
         for later in campaign.filters[number:]:
-            decision.filters.append(FilterLine(location(_span_of(later)), describe(later), False))
+            decision.filters.append(FilterLine(location(later.span), describe(later), False))
         decision.result = "filtered_out"
         decision.summary = f"trigger matched, but filter line {number} is false: {_deciding(clause)}"
 
-    def _on_run(self, run: RunContext, change: Change) -> None:
+    def _on_run(self, run: RunContext, change: Change, **_: Any) -> None:
         decision = self._decision(change, run.campaign)
         if decision is None:
             return
@@ -740,7 +746,7 @@ class ExplainTracer:
             live.segment += 1
         return live
 
-    def _on_choice_condition(self, run: RunContext, branch: int, expr: ast.FilterExpr, value: bool) -> None:
+    def _on_choice_condition(self, run: RunContext, branch: int, expr: ast.FilterExpr, value: bool, **_: Any) -> None:
         live = self._live(run)
         if live is None or self.interp is None:
             return
@@ -749,7 +755,7 @@ class ExplainTracer:
         prefix = "if " if branch == 0 else "else if "
         live.conditions.append(Condition(branch, prefix + describe(expr), value, clause))
 
-    def _on_choice(self, run: RunContext, choice: ast.Choice, branch: int | None) -> None:
+    def _on_choice(self, run: RunContext, choice: ast.Choice, branch: int | None, **_: Any) -> None:
         live = self._live(run)
         if live is None:
             return
@@ -765,7 +771,7 @@ class ExplainTracer:
         self._add_step(live, choice, "choice", outcome, detail, branch=branch, conditions=live.conditions)
         live.conditions = []
 
-    def _on_step(self, run: RunContext, step: ast.FlowStep, outcome: str, detail: str) -> None:
+    def _on_step(self, run: RunContext, step: ast.FlowStep, outcome: str, detail: str, **_: Any) -> None:
         live = self._live(run)
         if live is None:
             return
@@ -792,7 +798,7 @@ class ExplainTracer:
         live.record.steps.append(
             StepRecord(
                 kind,
-                "choice" if kind == "choice" else describe_step(step),
+                describe_step(step),
                 location(step.span),
                 at,
                 outcome,
@@ -823,10 +829,6 @@ class ExplainTracer:
             live.record.waiting_until = live.waiting
 
 
-def _span_of(expr: ast.FilterExpr) -> ast.Span:
-    return expr.span
-
-
 def _times(count: int) -> str:
     return "once" if count == 1 else f"{count} times"
 
@@ -852,7 +854,8 @@ def _deciding(clause: Clause) -> str:
                 return _deciding(operand)
     if clause.kind == "not" and clause.operands and not clause.operands[0].operands:
         inner = clause.operands[0]
-        return f"{clause.text} → {_bool(clause.value)} ({inner.detail})"
+        detail = f"member, {inner.detail}" if inner.value and inner.detail else inner.detail
+        return f"{clause.text} → {_bool(clause.value)} ({detail})"
     detail = f" ({clause.detail})" if clause.detail else ""
     return f"{clause.text} → {_bool(clause.value)}{detail}"
 
@@ -942,6 +945,12 @@ def explain(
 
 # ---------------------------------------------------------------------------------------------- text
 _OUTCOME = {"done": ("✓", "green"), "skipped": ("↷", "yellow"), "error": ("✗", "bold red")}
+_ISO = re.compile(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(:\d\d)?Z")
+
+
+def _pretty_times(text: str) -> str:
+    """2026-11-14T17:05:00Z -> 2026-11-14 17:05 (seconds kept when not zero)."""
+    return _ISO.sub(lambda m: f"{m[1]} {m[2]}" + (m[3] if m[3] and m[3] != ":00" else ""), text)
 
 
 def _mark(ok: bool | None) -> Text:
@@ -950,15 +959,16 @@ def _mark(ok: bool | None) -> Text:
     return Text("✓ ", style="green") if ok else Text("✗ ", style="red")
 
 
-def _where(loc: str) -> Text:
-    return Text(f"  {loc}", style="dim")
+def _is_leaf(clause: Clause) -> bool:
+    return not clause.operands or (clause.kind == "not" and not clause.operands[0].operands)
 
 
 def _clause_label(clause: Clause, prefix: str = "", value: bool | None = None) -> Text:
     """One line: `member of sfdc campaign "X" → true (status "Sent")`; `not` of a leaf folds into one line."""
     detail = clause.detail if _is_leaf(clause) else None
     if clause.kind == "not" and clause.operands and not clause.operands[0].operands:
-        detail = clause.operands[0].detail
+        inner = clause.operands[0]
+        detail = f"member, {inner.detail}" if inner.value and inner.detail else inner.detail
     value = clause.value if value is None else value
     label = _mark(value)
     label.append(prefix + clause.text)
@@ -968,127 +978,133 @@ def _clause_label(clause: Clause, prefix: str = "", value: bool | None = None) -
     return label
 
 
-def _is_leaf(clause: Clause) -> bool:
-    return not clause.operands or (clause.kind == "not" and not clause.operands[0].operands)
-
-
 def _add_clause_children(node: Tree, clause: Clause) -> None:
-    """The operands of a compound clause, recursively (a leaf line says it all)."""
+    """The operands of a compound clause, recursively (a leaf's line says it all)."""
     if _is_leaf(clause):
         return
-    operands = clause.operands[0].operands if clause.kind == "not" else clause.operands
-    if clause.kind == "not":  # not (a or b): show the inner compound first
-        inner = node.add(_clause_label(clause.operands[0]))
-        node = inner
-    for operand in operands:
+    if clause.kind == "not":  # not (a or b): the inner compound, then its operands
+        clause = clause.operands[0]
+        node = node.add(_clause_label(clause))
+    for operand in clause.operands:
         _add_clause_children(node.add(_clause_label(operand)), operand)
 
 
-def _filter_node(parent: Tree, line: FilterLine) -> None:
-    if not line.evaluated or line.clause is None:
-        label = _mark(None)
-        label.append(f"filter {line.text}", style="dim")
-        label.append(" → not evaluated (an earlier filter line was false)", style="dim")
-        label.append_text(_where(line.location))
-        parent.add(label)
-        return
-    label = _clause_label(line.clause, "filter ", line.value)
-    label.append_text(_where(line.location))
-    _add_clause_children(parent.add(label), line.clause)
+def _files_of(explanation: Explanation) -> set[str]:
+    locations: list[str] = []
+    for change in explanation.changes:
+        for decision in change.campaigns:
+            locations.append(decision.location)
+            locations += [t.location for t in decision.triggers]
+            locations += [f.location for f in decision.filters]
+            if decision.run is not None:
+                locations += [s.location for s in decision.run.steps]
+    return {loc.rpartition(":")[0] for loc in locations}
 
 
-def _qualification_label(q: QualificationDecision) -> Text:
-    label = _mark(q.ok)
-    label.append(q.rule)
-    label.append(" → ok" if q.ok else " → blocked", style="bold")
-    label.append(f": {q.reason}")
-    return label
+class _TextRenderer:
+    """Builds the Rich trees; `file:line` locations are shown relative to the rule files' common folder."""
 
+    def __init__(self, explanation: Explanation) -> None:
+        files = _files_of(explanation)
+        self.base = ""
+        if files:
+            common = os.path.commonpath([os.path.dirname(f) or "." for f in files]) if len(files) > 1 else ""
+            self.base = common if len(files) > 1 else os.path.dirname(next(iter(files)))
 
-def _step_label(step: StepRecord) -> Text:
-    mark, style = _OUTCOME.get(step.outcome, ("?", ""))
-    label = Text(mark + " ", style=style)
-    if step.kind == "choice":
-        label.append("choice")
-        label.append(f" → {step.detail}" if step.outcome == "done" else f" → skipped: {step.detail}")
-    else:
-        label.append(step.text)
-        label.append(f" → {step.outcome}", style=style)
-        if step.detail:
-            label.append(f": {step.detail}")
-    label.append_text(_where(step.location))
-    return label
+    def where(self, loc: str) -> Text:
+        if self.base and loc.startswith(self.base + os.sep):
+            loc = loc[len(self.base) + 1 :]
+        return Text(f"  {loc}", style="dim")
 
+    def filter_node(self, parent: Tree, line: FilterLine) -> None:
+        if not line.evaluated or line.clause is None:
+            label = _mark(None)
+            label.append(f"filter {line.text}", style="dim")
+            label.append(" → not evaluated (an earlier filter line was false)", style="dim")
+        else:
+            label = _clause_label(line.clause, "filter ", line.value)
+        label.append_text(self.where(line.location))
+        node = parent.add(label)
+        if line.clause is not None:
+            _add_clause_children(node, line.clause)
 
-def _run_node(parent: Tree, run: RunRecord) -> None:
-    node = parent.add(Text.assemble(("run ", "bold"), f"#{run.run_id} started {when(run.at)}"))
-    segment_root = node
-    stack: list[Tree] = [node]
-    segment = 0
-    for step in run.steps:
-        if step.segment != segment:
-            segment = step.segment
-            segment_root = node.add(Text(f"⏵ resumed {when(step.at)} (after the wait)", style="cyan"))
-            stack = [segment_root]
-        holder = stack[min(step.level, len(stack) - 1)]
-        child = holder.add(_step_label(step))
+    def step_label(self, step: StepRecord) -> Text:
+        mark, style = _OUTCOME.get(step.outcome, ("?", ""))
+        label = Text(mark + " ", style=style)
         if step.kind == "choice":
-            for condition in step.conditions:
-                prefix = "if " if condition.branch == 0 else "else if "
-                label = _clause_label(condition.clause, prefix, condition.value)
-                _add_clause_children(child.add(label), condition.clause)
-            del stack[step.level + 1 :]
-            stack.append(child)
-    if run.waiting_until is not None:
-        node.add(Text(f"⏳ still waiting when the replay ended (due {when(run.waiting_until)})", style="cyan"))
+            label.append("choice")
+            label.append(f" → {step.detail}" if step.outcome == "done" else f" → skipped: {step.detail}")
+        else:
+            label.append(step.text)
+            label.append(f" → {step.outcome}", style=style)
+            if step.detail:
+                label.append(f": {_pretty_times(step.detail)}")
+        label.append_text(self.where(step.location))
+        return label
 
+    def run_node(self, parent: Tree, run: RunRecord) -> None:
+        node = parent.add(Text.assemble(("run ", "bold"), f"#{run.run_id} started {when(run.at)}"))
+        stack: list[Tree] = [node]
+        segment = 0
+        for step in run.steps:
+            if step.segment != segment:
+                segment = step.segment
+                stack = [node.add(Text(f"⏵ resumed {when(step.at)} after the wait", style="cyan"))]
+            child = stack[min(step.level, len(stack) - 1)].add(self.step_label(step))
+            if step.kind == "choice":
+                for condition in step.conditions:
+                    prefix = "if " if condition.branch == 0 else "else if "
+                    label = _clause_label(condition.clause, prefix, condition.value)
+                    _add_clause_children(child.add(label), condition.clause)
+                del stack[step.level + 1 :]
+                stack.append(child)
+        if run.waiting_until is not None:
+            node.add(Text(f"⏳ still waiting when the replay ended (due {when(run.waiting_until)})", style="cyan"))
 
-def _campaign_node(parent: Tree, decision: CampaignDecision) -> None:
-    label = _mark(decision.ran)
-    label.append(decision.campaign, style="bold")
-    label.append(f" — {decision.summary}")
-    if not decision.active:
-        label.append(" [inactive]", style="yellow")
-    node = parent.add(label)
-    if not decision.triggered:
-        if len(decision.triggers) > 1:
-            for trigger in decision.triggers:
-                line = Text.assemble(_mark(False), f"trigger {trigger.text}", (f" — {trigger.reason}", "italic"))
-                line.append_text(_where(trigger.location))
-                node.add(line)
-        return
-    if decision.trigger is not None:
-        line = Text.assemble(_mark(True), f"trigger {decision.trigger.text}")
-        line.append_text(_where(decision.trigger.location))
-        node.add(line)
-    if decision.result == "inactive":
-        node.add(Text.assemble(_mark(False), "inactive: takes no new runs"))
-    if decision.qualification is not None:
-        node.add(_qualification_label(decision.qualification))
-    for line_ in decision.filters:
-        _filter_node(node, line_)
-    if decision.run is not None:
-        _run_node(node, decision.run)
+    def campaign_node(self, parent: Tree, decision: CampaignDecision) -> None:
+        label = _mark(decision.ran)
+        label.append(decision.campaign, style="bold")
+        label.append(f" — {decision.summary}")
+        node = parent.add(label)
+        if not decision.triggered:
+            return
+        if decision.trigger is not None:
+            line = Text.assemble(_mark(True), f"trigger {decision.trigger.text}")
+            line.append_text(self.where(decision.trigger.location))
+            node.add(line)
+        if decision.result == "inactive":
+            node.add(Text.assemble(_mark(False), "inactive: the campaign takes no new runs"))
+        if decision.qualification is not None:
+            q = decision.qualification
+            node.add(Text.assemble(_mark(q.ok), q.rule, (" → ok" if q.ok else " → blocked", "bold"), f": {q.reason}"))
+        for filter_line in decision.filters:
+            self.filter_node(node, filter_line)
+        if decision.run is not None:
+            self.run_node(node, decision.run)
+
+    def change_tree(self, change: ChangeRecord) -> Tree:
+        label = Text.assemble((when(change.at), "cyan"), " ", (change.person, "bold"), f": {change.text}")
+        tree = Tree(label, guide_style="dim")
+        if change.cascade_cut:
+            tree.add(Text(f"✗ cascade cut: {change.cascade_cut}", style="bold red"))
+        for decision in change.campaigns:
+            self.campaign_node(tree, decision)
+        return tree
 
 
 def change_tree(change: ChangeRecord) -> Tree:
-    label = Text.assemble((when(change.at), "cyan"), " ", (change.person, "bold"), f": {change.text}")
-    tree = Tree(label, guide_style="dim")
-    if change.cascade_cut:
-        tree.add(Text(f"✗ cascade cut: {change.cascade_cut}", style="bold red"))
-    for decision in change.campaigns:
-        _campaign_node(tree, decision)
-    return tree
+    """One change as a Rich tree (locations as given)."""
+    return _TextRenderer(Explanation(None, None, [change])).change_tree(change)
 
 
 def render_text(explanation: Explanation, console: Console | None = None) -> None:
     """Prints the explanation as indented trees: one per change, campaigns beneath, details beneath them."""
     console = console or Console()
-    scope = [
-        explanation.person or "every person",
-        f'campaign "{explanation.campaign}"' if explanation.campaign else "every campaign",
-    ]
-    console.print(Text(f"Explaining {scope[0]}, {scope[1]}: {len(explanation.changes)} changes", style="bold"))
+    renderer = _TextRenderer(explanation)
+    who = explanation.person or "every person"
+    what = f'campaign "{explanation.campaign}"' if explanation.campaign else "every campaign"
+    count = len(explanation.changes)
+    console.print(Text(f"Why: {who}, {what} ({count} change{'' if count == 1 else 's'})", style="bold"))
     for note in explanation.notes:
         console.print(Text(f"note: {note}", style="yellow"))
     entries: list[tuple[int, ChangeRecord | UnchangedEvent]] = [(c.order, c) for c in explanation.changes]
@@ -1096,7 +1112,7 @@ def render_text(explanation: Explanation, console: Console | None = None) -> Non
     for _, entry in sorted(entries, key=lambda pair: pair[0]):
         console.print()
         if isinstance(entry, ChangeRecord):
-            console.print(change_tree(entry))
+            console.print(renderer.change_tree(entry))
         else:
             console.print(
                 Text.assemble(
@@ -1111,4 +1127,4 @@ def render_text(explanation: Explanation, console: Console | None = None) -> Non
         console.print()
         console.print(Text(f"Errors ({len(explanation.errors)})", style="bold red"))
         for error in explanation.errors:
-            console.print(f"  {error['at'].replace('T', ' ').removesuffix('Z')}  {error['message']}")
+            console.print(Text(f"  {_pretty_times(error['at'])}  {error['message']}"))
