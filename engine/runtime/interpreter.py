@@ -361,7 +361,17 @@ class Interpreter:
         """Sync Person to SFDC: creates a Lead for a person not in Salesforce. (person, detail) or (None, error)."""
         if person.sfdc_id:
             return person, None
-        result = self.crm.execute([p.CreateLead(person.email)])[0]
+        first_name, last_name, company = self.store.person_names(person.id)
+        result = self.crm.execute(
+            [
+                p.CreateLead(
+                    person.email,
+                    last_name=last_name or p.NOT_PROVIDED,
+                    company=company or p.NOT_PROVIDED,
+                    first_name=first_name,
+                )
+            ]
+        )[0]
         if not result.ok or not result.id:
             reason = f"cannot create lead: {result.message or result.code}"
             self._log(person, ACTIVITY_SYNC_LEAD, smart_campaign, None, None, origin, "error", reason)
@@ -390,6 +400,8 @@ class Interpreter:
 
         `add_only` is Add to SFDC Campaign: an existing member is left as is.
         """
+        # the person may have been put into Salesforce since the run started (an earlier campaign, the sync)
+        person = self.store.person(person.email) or person
         current = self.store.memberships(person.id).get(campaign.id)
         if status is None:
             if current is None:

@@ -1,7 +1,8 @@
 """The store's schema (SQLAlchemy 2 Core): the mirror of Salesforce, programs, runs, waits, activity.
 
-Versioned by the `meta` table (`schema_version`); `engine.store.store.Store.open` creates a new store and
-refuses a store written by a newer release. Migrations between versions live in `migrate.py`.
+Versioned by the `meta` table (`schema_version`, now 1): `engine.store.store.Store.open` creates a new
+store at the current version and refuses a store written by a newer release. A release that changes the
+schema raises SCHEMA_VERSION and upgrades older stores step by step in `Store.open`.
 """
 
 from __future__ import annotations

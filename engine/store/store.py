@@ -260,6 +260,11 @@ class Store:
         self._remember_person(person.email.lower(), updated)
         return updated
 
+    def person_names(self, person_id: int) -> tuple[str | None, str | None, str | None]:
+        """(first name, last name, company) as known, for creating a Lead."""
+        row = self.fetchone("SELECT first_name, last_name, company FROM persons WHERE id = ?", (person_id,))
+        return (row[0], row[1], row[2]) if row else (None, None, None)
+
     def sfdc_id_taken(self, sfdc_id: str) -> bool:
         return (
             self.fetchone("SELECT 1 FROM persons WHERE sfdc_id = ?", (sfdc_id,)) is not None
