@@ -71,22 +71,50 @@ def _did_you_mean(word: str, candidates: list[str]) -> str:
 
 
 def iter_filters(expr: ast.FilterExpr) -> Iterator[ast.MembershipFilter | ast.ProgramMembershipFilter]:
-    if isinstance(expr, (ast.MembershipFilter, ast.ProgramMembershipFilter)):
-        yield expr
-    elif isinstance(expr, ast.Not):
-        yield from iter_filters(expr.operand)
-    else:
-        for operand in expr.operands:
-            yield from iter_filters(operand)
+    """The `member of` leaves of an expression, left to right (no recursion: nesting depth is unbounded)."""
+    stack: list[ast.FilterExpr] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.MembershipFilter, ast.ProgramMembershipFilter)):
+            yield node
+        elif isinstance(node, ast.Not):
+            stack.append(node.operand)
+        else:
+            stack.extend(reversed(node.operands))
 
 
 def iter_steps(steps: tuple[ast.FlowStep, ...]) -> Iterator[ast.FlowStep]:
-    """Every step of a flow, choices included (depth first, in order)."""
-    for step in steps:
+    """Every step of a flow, choices included (depth first, in order, without recursion)."""
+    stack: list[ast.FlowStep] = list(reversed(steps))
+    while stack:
+        step = stack.pop()
         yield step
         if isinstance(step, ast.Choice):
-            for branch in step.branches:
-                yield from iter_steps(branch.steps)
+            for branch in reversed(step.branches):
+                stack.extend(reversed(branch.steps))
+
+
+MAX_NESTING = 64
+
+
+def nesting_depth(campaign: ast.Campaign) -> int:
+    """The deepest nesting of filter expressions and choices in a campaign (iterative)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(expr, 1) for expr in campaign.filters]
+    stack.extend((step, 1) for step in campaign.flow)
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, ast.Not):
+            stack.append((node.operand, depth + 1))
+        elif isinstance(node, (ast.And, ast.Or)):
+            stack.extend((operand, depth + 1) for operand in node.operands)
+        elif isinstance(node, ast.Choice):
+            for branch in node.branches:
+                if branch.condition is not None:
+                    stack.append((branch.condition, depth + 1))
+                stack.extend((step, depth + 1) for step in branch.steps)
+    return deepest
 
 
 def campaign_filters(campaign: ast.Campaign) -> Iterator[ast.MembershipFilter | ast.ProgramMembershipFilter]:
@@ -104,6 +132,25 @@ def campaign_filters(campaign: ast.Campaign) -> Iterator[ast.MembershipFilter | 
 
 def check_rule_set(rule_set: ast.RuleSet, *, catalog: object | None = None) -> list[Diagnostic]:
     out: list[Diagnostic] = []
+    too_deep = [c for c in rule_set.campaigns if nesting_depth(c) > MAX_NESTING]
+    for campaign in too_deep:
+        out.append(
+            _at(
+                "error",
+                "nested-too-deep",
+                f'campaign "{campaign.name}" nests filters or choices more than {MAX_NESTING} levels deep: '
+                "split it into simpler campaigns",
+                campaign.name_span,
+            )
+        )
+    if too_deep:
+        names = {c.name for c in too_deep}
+        rule_set = ast.RuleSet(
+            rule_set.files,
+            tuple(c for c in rule_set.campaigns if c.name not in names),
+            rule_set.programs,
+            rule_set.channels,
+        )
     out.extend(_repeated_items(rule_set))
     out.extend(_duplicates(rule_set))
     out.extend(_channels(rule_set))

@@ -579,6 +579,10 @@ def _phrases(parser: Lark, prefix: str, expected: set[str]) -> list[str]:
     try:
         base = parser.parse_interactive(prefix)
         base.exhaust_lexer()
+        # LALR merges lookaheads: keep only what this state really accepts
+        accepted = set(base.accepts())
+        if accepted & expected:
+            expected = expected & accepted
     except LarkError:
         base = None
     for terminal in sorted(expected, key=lambda t: (_literal(parser, t) is None, _literal(parser, t) or t)):
@@ -676,6 +680,37 @@ def _syntax_diagnostic(parser: Lark, text: str, error: UnexpectedInput, file: st
         pos = len(text)
         line, column = _line_col(text, len(text))
     expected.discard("COMMENT")
+    if pos is not None and pos < len(text) and text[pos] == '"' and isinstance(error, UnexpectedCharacters):
+        problem = _string_problem(text, pos)
+        if problem is not None:
+            code, message, where = problem
+            line, column = _line_col(text, where)
+            return Diagnostic("error", code, message, file, line, column, line, column + 2)
+    if (
+        pos is not None
+        and 0 < pos <= len(text)
+        and _is_word_char(text[pos - 1])
+        and (pos == len(text) or _is_word_char(text[pos]))
+    ):
+        # the error is in the middle of a word: a keyword ran into more letters (`addedd`, `inactivex`)
+        start = pos
+        while start > 0 and _is_word_char(text[start - 1]):
+            start -= 1
+        end = pos
+        while end < len(text) and _is_word_char(text[end]):
+            end += 1
+        word = text[start:end]
+        line, column = _line_col(text, start)
+        return Diagnostic(
+            "error",
+            "unknown-keyword",
+            _unknown_word_message(parser, word),
+            file,
+            line,
+            column,
+            line,
+            column + len(word),
+        )
     prefix = text[: pos if pos is not None else len(text)]
     phrases = _phrases(parser, prefix, expected) if expected else []
     if phrases:
@@ -702,9 +737,89 @@ def _syntax_diagnostic(parser: Lark, text: str, error: UnexpectedInput, file: st
         message = f"unexpected {found}: the `{{` opened on line {opened_line} is never closed"
         notes.append(f"add a `}}` to close the block that starts at line {opened_line}, column {opened_col}")
         code = "unclosed-brace"
+        if found == "end of file":
+            # nothing to show at the end of the file: point at the brace that is never closed
+            line, column, end_column = opened_line, opened_col, opened_col + 1
     elif isinstance(error, UnexpectedToken) and error.token.type in ("STRING",) and "STRING" not in expected:
         notes.append("names and statuses are quoted strings; check the keyword before it")
     return Diagnostic("error", code, message, file, line, column, line, end_column, tuple(notes))
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+@functools.lru_cache(maxsize=1)
+def keywords() -> frozenset[str]:
+    """Every word the language knows: the grammar's keywords and the time units."""
+    parser = get_parser()
+    words = {
+        str(t.pattern.value) for t in parser.terminals if t.pattern.type == "str" and str(t.pattern.value).isalpha()
+    }
+    for unit in ast.UNIT_SECONDS:
+        words.update((unit, unit + "s"))
+    words.add("success")
+    return frozenset(words)
+
+
+def _unknown_word_message(parser: Lark, word: str) -> str:
+    known = sorted(keywords())
+    close = difflib.get_close_matches(word.lower(), known, n=1, cutoff=0.6)
+    for keyword in sorted(known, key=len, reverse=True):
+        if word.startswith(keyword) and len(word) > len(keyword) and (close is None or not close):
+            close = [keyword]
+            break
+    hint = f"; did you mean `{close[0]}`?" if close else ""
+    return f"unknown word `{word}`: keywords are separated by spaces{hint}"
+
+
+def _string_problem(text: str, pos: int) -> tuple[str, str, int] | None:
+    """Why a string starting at `pos` is not a string: not closed on its line, or an unsupported escape."""
+    i = pos + 1
+    while i < len(text) and text[i] != "\n":
+        ch = text[i]
+        if ch == "\\":
+            nxt = text[i + 1] if i + 1 < len(text) else ""
+            if nxt not in ('"', "\\"):
+                shown = "\\" + (nxt if nxt and nxt != "\n" else "")
+                return (
+                    "bad-escape",
+                    f'unsupported escape `{shown}` in a string: only \\" and \\\\ are allowed',
+                    i,
+                )
+            i += 2
+            continue
+        if ch == '"':
+            return None
+        i += 1
+    return ("unclosed-string", "this string is not closed on its line (strings are on one line)", pos)
+
+
+_WORDS_OUTSIDE_STRINGS = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[A-Za-z_][A-Za-z0-9_]*')
+
+
+def _glued_words(text: str, file: str) -> list[Diagnostic]:
+    """Words the grammar accepted only because keywords ran together (`triggeraddedto`)."""
+    known = keywords()
+    found: list[Diagnostic] = []
+    for match in _WORDS_OUTSIDE_STRINGS.finditer(text):
+        word = match.group(0)
+        if word[0] in '"#' or word in known:
+            continue
+        line, column = _line_col(text, match.start())
+        found.append(
+            Diagnostic(
+                "error",
+                "unknown-keyword",
+                _unknown_word_message(get_parser(), word),
+                file,
+                line,
+                column,
+                line,
+                column + len(word),
+            )
+        )
+    return found
 
 
 # ------------------------------------------------------------------------------------------ parse
@@ -737,12 +852,20 @@ def _parse_text(text: str, file: str) -> ParseResult:
                 break
             except UnexpectedInput as error:
                 diagnostics.append(_syntax_diagnostic(parser, chunk, error, file))
-                comments.extend(ast.Comment(str(t).rstrip(), t.line or 0, t.column or 0) for t in _COMMENTS)
                 pos = getattr(error, "pos_in_stream", None)
                 if pos is None and isinstance(error, UnexpectedToken):
                     pos = error.token.start_pos
                 if pos is None:
-                    break
+                    pos = len(chunk)
+                # Keep the declarations before the broken one: parse up to where it starts.
+                starts = [m.start(1) for m in _TOP_LEVEL.finditer(chunk, 0, pos + 1) if m.start(1) <= pos]
+                if starts and starts[-1] > 0:
+                    _COMMENTS.clear()
+                    _GROUPED.clear()
+                    with contextlib.suppress(UnexpectedInput):
+                        before: list[ast.Declaration] = parser.parse(chunk[: starts[-1]])  # type: ignore[assignment]
+                        declarations.extend(before)
+                        comments.extend(ast.Comment(str(t).rstrip(), t.line or 0, t.column or 0) for t in _COMMENTS)
                 # Recover at the next top-level declaration so one run reports every broken block.
                 line_start = chunk.rfind("\n", 0, pos) + 1
                 at_declaration = _TOP_LEVEL.match(chunk, line_start)
@@ -760,6 +883,8 @@ def _parse_text(text: str, file: str) -> ParseResult:
                 diagnostics.append(Diagnostic("error", "syntax", str(error), file, 1, 1))
                 break
         _GROUPED.clear()
+    if not diagnostics:
+        diagnostics.extend(_glued_words(text, file))
     return ParseResult(ast.RuleFile(file, tuple(declarations), tuple(comments)), tuple(diagnostics))
 
 
@@ -800,14 +925,16 @@ def parse_text(text: str, file: str = "<string>", *, use_cache: bool = True) -> 
             pass
     result = _parse_text(text, file)
     if key_path is not None:
+        tmp = key_path.with_suffix(f".{os.getpid()}.tmp")
         try:
             key_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = key_path.with_suffix(f".{os.getpid()}.tmp")
             with tmp.open("wb") as fh:
                 pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, key_path)
-        except OSError:
-            pass
+        except (OSError, RecursionError, pickle.PicklingError):
+            # too deep to pickle, or no space: not cached, nothing left behind
+            with contextlib.suppress(OSError):
+                tmp.unlink()
     return result
 
 
