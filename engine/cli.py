@@ -206,9 +206,14 @@ def fmt(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
     if check_only:
         for name in changed:
             _err(f"would reformat {name}")
-        _err(f"{len(changed)} file{'s' if len(changed) != 1 else ''} would be reformatted")
+        summary = f"{len(changed)} file{'s' if len(changed) != 1 else ''} would be reformatted"
+        if failed:
+            summary += "; files with syntax errors were not formatted"
+        _err(summary)
         sys.exit(EXIT_FAIL if changed or failed else EXIT_OK)
-    if not show_diff and changed:
+    if show_diff:
+        sys.exit(EXIT_FAIL if changed or failed else EXIT_OK)
+    if changed:
         _err(f"{len(changed)} file{'s' if len(changed) != 1 else ''} reformatted")
     sys.exit(EXIT_FAIL if failed else EXIT_OK)
 
@@ -280,6 +285,7 @@ def replay(
             max_depth=max_depth,
             program_sync=not no_program_sync,
             warn=_err,
+            world_source=world_path if world_path not in (None, "-") else "world",
         )
         if output_format == "text" and len(events) >= 5000 and sys.stderr.isatty():
             from rich.progress import Progress

@@ -250,7 +250,7 @@ def _programs(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
                 program.name_span,
             )
         elif rule_set.channel(program.channel) is None:
-            known = [c.name for c in rule_set.channels]
+            known = list(dict.fromkeys(c.name for c in rule_set.channels))
             yield _at(
                 "error",
                 "unknown-channel",

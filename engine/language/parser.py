@@ -671,7 +671,7 @@ def _syntax_diagnostic(parser: Lark, text: str, error: UnexpectedInput, file: st
             pos = len(text)
             line, column = _line_col(text, len(text))
         else:
-            found = f"`{token}`" if token.type != "STRING" else f"the string {token}"
+            found = f"`{token}`" if token.type != "STRING" else f"string {token}"
             pos = token.start_pos
             end_column = (token.end_column or column + 1) if token.end_line == token.line else column + 1
     elif isinstance(error, UnexpectedEOF):
@@ -770,7 +770,9 @@ def _unknown_word_message(parser: Lark, word: str) -> str:
             close = [keyword]
             break
     hint = f"; did you mean `{close[0]}`?" if close else ""
-    return f"unknown word `{word}`: keywords are separated by spaces{hint}"
+    glued = sum(1 for k in known if len(k) > 1 and k in word) >= 2 and len(word) > 12
+    note = ": keywords are separated by spaces" if glued else ""
+    return f"unknown word `{word}`{note}{hint}"
 
 
 def _string_problem(text: str, pos: int) -> tuple[str, str, int] | None:

@@ -60,7 +60,7 @@ JSON shape (`version` 1; keys are never renamed or dropped, only added):
             "outcome": "done" | "skipped" | "error", "detail": str,
             "level": int,                          # nesting: 0 top level, 1 inside a branch, ...
             "segment": int,                        # 0 the run's start, n the continuation after the n-th wait
-            "branch": int | null,                  # choices: the branch taken (0-based), null none
+            "branch": int | null,                  # choices: the branch taken (1-based), null none
             "conditions": [{"branch": int, "text": str, "value": bool, "clause": Clause}]}  # choices
     UnchangedEvent = {"file": str, "line": int, "at": ISO, "person": email, "reason": str}
 """
@@ -172,7 +172,7 @@ class Condition:
     clause: Clause
 
     def to_json(self) -> dict[str, Any]:
-        return {"branch": self.branch, "text": self.text, "value": self.value, "clause": self.clause.to_json()}
+        return {"branch": self.branch + 1, "text": self.text, "value": self.value, "clause": self.clause.to_json()}
 
 
 @dataclass
@@ -198,7 +198,7 @@ class StepRecord:
             "detail": self.detail,
             "level": self.level,
             "segment": self.segment,
-            "branch": self.branch,
+            "branch": None if self.branch is None else self.branch + 1,
             "conditions": [c.to_json() for c in self.conditions],
         }
 

@@ -282,7 +282,7 @@ class Interpreter:
                 if not value:
                     continue
                 detail = ("if " if number == 0 else "else if ") + describe(branch.condition)
-            self._record(ctx, {"action": "choice", "outcome": "done", "detail": detail, "branch": number})
+            self._record(ctx, {"action": "choice", "outcome": "done", "detail": detail, "branch": number + 1})
             if self.tracer:
                 self.tracer.event("choice", run=ctx, choice=choice, branch=number)
             return number

@@ -46,6 +46,14 @@ class ResultRecorder:
     def error(self, message: str, at: float) -> None:
         self.errors.append({"message": message, "at": iso(at)})
 
+    def run_number(self, run_id: int) -> int | None:
+        """1-based position of a run in `runs`."""
+        run = self._by_id.get(run_id)
+        for number, candidate in enumerate(self.runs, start=1):
+            if candidate is run:
+                return number
+        return None
+
 
 def _ts(value: datetime) -> float:
     return as_utc(value).timestamp()
@@ -60,14 +68,15 @@ class ReplayOptions:
     warn: Callable[[str], None] = field(default=lambda message: None)
     progress: Callable[[int], None] | None = None
     tracer: Tracer | None = None
+    world_source: str = "world"  # the world file's name, for messages
 
 
-def seed_world(store: Store, org: LocalOrg, world: World, rule_set: ast.RuleSet) -> None:
+def seed_world(store: Store, org: LocalOrg, world: World, rule_set: ast.RuleSet, source: str = "world") -> None:
     """Loads a world into an empty store: persons, campaigns with statuses and members, program members."""
     now = _ts(world.now)
     for entry in world.persons:
         if store.person(entry.email) is not None:
-            raise InputError(f"world: persons: {entry.email} is listed twice (emails compare case-insensitively)")
+            raise InputError(f"{source}: persons: {entry.email} is listed twice (emails compare case-insensitively)")
         store.add_person(
             entry.email,
             entry.sfdc_id,
@@ -79,7 +88,7 @@ def seed_world(store: Store, org: LocalOrg, world: World, rule_set: ast.RuleSet)
     given_ids = {c.id for c in world.sfdc_campaigns if c.id}
     for number, campaign in enumerate(world.sfdc_campaigns):
         if store.campaign_by_name(campaign.name) is not None:
-            raise InputError(f'world: sfdc_campaigns[{number}].name: campaign "{campaign.name}" is listed twice')
+            raise InputError(f'{source}: sfdc_campaigns[{number}].name: campaign "{campaign.name}" is listed twice')
         sfdc_id = campaign.id or org.store.next_sfdc_id(
             "701", lambda candidate: candidate in given_ids or store.sfdc_id_taken(candidate)
         )
@@ -92,7 +101,7 @@ def seed_world(store: Store, org: LocalOrg, world: World, rule_set: ast.RuleSet)
         for email, status in campaign.members.items():
             if status not in info.statuses:
                 raise InputError(
-                    f'world: sfdc_campaigns[{number}].members.{email}: "{status}" is not a member status of '
+                    f'{source}: sfdc_campaigns[{number}].members.{email}: "{status}" is not a member status of '
                     f'"{campaign.name}" ({", ".join(info.statuses)})'
                 )
             person = store.person(email) or store.add_person(email)
@@ -103,13 +112,15 @@ def seed_world(store: Store, org: LocalOrg, world: World, rule_set: ast.RuleSet)
         program = rule_set.program(program_name)
         if program is None:
             known = ", ".join(p.name for p in rule_set.programs) or "none"
-            raise InputError(f"world: programs.{program_name}: the rules declare no such program (declared: {known})")
+            raise InputError(
+                f"{source}: programs.{program_name}: the rules declare no such program (declared: {known})"
+            )
         channel = rule_set.channel(program.channel or "")
         pid = store.program_id(program_name)
         for email, status in members.items():
             if channel is not None and channel.status(status) is None:
                 raise InputError(
-                    f'world: programs.{program_name}.{email}: "{status}" is not a status of channel '
+                    f'{source}: programs.{program_name}.{email}: "{status}" is not a status of channel '
                     f'"{channel.name}" ({", ".join(channel.status_names)})'
                 )
             person = store.person(email) or store.add_person(email)
@@ -208,7 +219,7 @@ def replay(
     store = Store.open(store_url)
     try:
         org = LocalOrg(store)
-        seed_world(store, org, world, rule_set)
+        seed_world(store, org, world, rule_set, options.world_source)
         recorder = ResultRecorder()
         interp = Interpreter(
             rule_set,
@@ -232,10 +243,20 @@ def replay(
         if options.until is not None and _ts(options.until) > interp.clock:
             interp.set_clock(_ts(options.until))
         store.commit()
+        waiting = [
+            {
+                "campaign": c.campaign,
+                "person": store.person_by_id(c.person_id).email,
+                "due": iso(c.due_at),
+                "run": recorder.run_number(c.run_id),
+            }
+            for c in store.waiting()
+        ]
         return {
             "runs": recorder.runs,
             "world": export_world(store, rule_set, interp.clock),
             "errors": recorder.errors,
+            "waiting": waiting,
         }
     finally:
         store.close()

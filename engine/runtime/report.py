@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -29,8 +30,8 @@ def _trigger_text(trigger: dict[str, Any]) -> str:
     else:
         statuses = after or before or ""
     origin = trigger.get("origin")
-    suffix = "" if origin == "event" else f" [{origin}]"
-    return f'{kind} "{where}" ({statuses}){suffix}'
+    suffix = "" if origin == "event" else f" (by {origin})"
+    return escape(f'{kind} "{where}" ({statuses}){suffix}')
 
 
 def _step_cells(step: dict[str, Any]) -> tuple[str, str, Text]:
@@ -100,10 +101,20 @@ def print_replay(result: dict[str, Any], before: dict[str, Any], console: Consol
     for campaign, person, old, new in changes:
         diff.add_row(campaign, person, old or Text("-", style="dim"), new or Text("removed", style="red"))
     console.print(diff)
+    waiting = result.get("waiting", [])
+    if waiting:
+        console.print(Text(f"Still waiting ({len(waiting)})", style="bold"))
+        for wait in waiting:
+            console.print(
+                Text(f'  {wait["person"]} in "{wait["campaign"]}": the rest is due {_short_time(wait["due"])}')
+            )
     errors = result.get("errors", [])
+    failed_steps = sum(1 for run in runs for step in run.get("steps", []) if step.get("outcome") == "error")
     if errors:
         console.print(Text(f"Errors ({len(errors)})", style="bold red"))
         for error in errors:
-            console.print(f"  {_short_time(error['at'])}  {error['message']}")
-    else:
+            console.print(Text(f"  {_short_time(error['at'])}  {error['message']}"))
+    if failed_steps:
+        console.print(Text(f"{failed_steps} step(s) ended in error: see the runs above.", style="bold red"))
+    if not errors and not failed_steps:
         console.print(Text("No errors.", style="green"))

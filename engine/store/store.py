@@ -493,6 +493,16 @@ class Store:
     def delete_continuation(self, continuation_id: int) -> None:
         self.execute("DELETE FROM continuations WHERE id = ?", (continuation_id,))
 
+    def waiting(self) -> list[Continuation]:
+        """Every parked flow, in due order."""
+        rows = self.fetchall(
+            "SELECT id, run_id, campaign, person_id, due_at, path, depth, chain FROM continuations ORDER BY due_at, id"
+        )
+        return [
+            Continuation(r[0], r[1], r[2], r[3], float(r[4]), tuple(json.loads(r[5])), r[6], tuple(json.loads(r[7])))
+            for r in rows
+        ]
+
     def pending_continuations(self) -> int:
         return int(self.fetchone("SELECT COUNT(*) FROM continuations")[0])
 

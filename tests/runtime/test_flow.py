@@ -335,10 +335,10 @@ class TestChoices:
         events = [added(p, "Webinar", "Sent") for p in (ANN, BOB, CAT)]
         result = replay(on_webinar(CHOICE), events, world(self.MEMBERS))
         ann, bob, cat = (result.steps("Flow", p)[0] for p in (ANN, BOB, CAT))
-        assert (ann["action"], ann["outcome"], ann["branch"]) == ("choice", "done", 0)
+        assert (ann["action"], ann["outcome"], ann["branch"]) == ("choice", "done", 1)
         assert ann["detail"] == 'if member of sfdc campaign "Customers"'
-        assert (bob["branch"], bob["detail"]) == (1, 'else if member of sfdc campaign "Prospects"')
-        assert (cat["branch"], cat["detail"]) == (2, "else")
+        assert (bob["branch"], bob["detail"]) == (2, 'else if member of sfdc campaign "Prospects"')
+        assert (cat["branch"], cat["detail"]) == (3, "else")
 
     def test_the_steps_after_the_choice_run_whatever_the_branch(self, replay):
         events = [added(p, "Webinar", "Sent") for p in (ANN, BOB, CAT)]
