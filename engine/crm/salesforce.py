@@ -1,0 +1,649 @@
+"""Salesforce through simple-salesforce: batched through sObject Collections, validated, retried.
+
+- Operations go out in waves: an operation waits only for earlier operations on the same member (or for
+  the Lead it needs); within a wave, operations of one kind share `composite/sobjects` calls of up to 200
+  records (`allOrNone: false`), and every per-record result is mapped back to its operation.
+- Member statuses are checked against the campaign's CampaignMemberStatus labels before anything is
+  written (Salesforce itself silently replaces an unknown status with the campaign's default).
+- `DUPLICATE_VALUE` is "already a member"; Leads are looked up by email before they are created, so a
+  retried create does not make a second Lead.
+- Transient failures (5xx, timeouts, `UNABLE_TO_LOCK_ROW`) are retried with exponential backoff;
+  `INVALID_SESSION_ID` logs in again once; `REQUEST_LIMIT_EXCEEDED` raises `QuotaExceeded` so callers keep
+  the work queued until the quota window allows.
+- API usage is read from `Sforce-Limit-Info` on every response. Secrets never appear in messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceRefusedRequest,
+)
+from simple_salesforce.format import format_soql
+from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from engine.crm import protocol as p
+from engine.model.settings import SalesforceSettings
+
+log = logging.getLogger("smartcampaign.salesforce")
+
+T = TypeVar("T")
+
+LEAD_PREFIX = "00Q"
+CONTACT_PREFIX = "003"
+LOCK_CODE = "UNABLE_TO_LOCK_ROW"
+LIMIT_RE = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+class SalesforceUnavailable(Exception):
+    """Salesforce cannot be used right now (unreachable, failing, not authenticated). Work stays queued."""
+
+
+class QuotaExceeded(SalesforceUnavailable):
+    """The daily API quota is spent (REQUEST_LIMIT_EXCEEDED): actions wait for the quota window."""
+
+
+class AuthenticationError(SalesforceUnavailable):
+    """The credentials were refused."""
+
+
+@dataclass
+class ApiUsage:
+    used: int = 0
+    limit: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.used, 0)
+
+
+class _CountingSession(requests.Session):
+    """A requests session that counts every API call and reads `Sforce-Limit-Info`."""
+
+    def __init__(self, settings: SalesforceSettings) -> None:
+        super().__init__()
+        self.calls = 0
+        self.usage = ApiUsage()
+        self.timeout = settings.timeout
+        if settings.ca_file:
+            self.verify = settings.ca_file
+            # a set REQUESTS_CA_BUNDLE would otherwise win over `verify`
+            self.trust_env = False
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        self.calls += 1
+        response = super().request(method, url, *args, **kwargs)  # type: ignore[arg-type]
+        match = LIMIT_RE.search(response.headers.get("Sforce-Limit-Info", ""))
+        if match:
+            self.usage = ApiUsage(int(match.group(1)), int(match.group(2)))
+        return response
+
+
+def _error_codes(error: SalesforceError) -> list[str]:
+    content = error.content
+    if isinstance(content, list):
+        return [str(item.get("errorCode", "")) for item in content if isinstance(item, dict)]
+    if isinstance(content, dict):
+        return [str(content.get("errorCode", content.get("error", "")))]
+    return []
+
+
+def _error_message(error: SalesforceError) -> str:
+    content = error.content
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        first = content[0]
+        return f"{first.get('errorCode', 'ERROR')}: {first.get('message', '')}".strip()
+    return f"HTTP {error.status} from {error.resource_name or 'Salesforce'}"
+
+
+def _transient(error: BaseException) -> bool:
+    if isinstance(error, (requests.ConnectionError, requests.Timeout)):
+        return True
+    if isinstance(error, SalesforceError):
+        if error.status >= 500:
+            return True
+        return LOCK_CODE in _error_codes(error)
+    return False
+
+
+def _record_error(result: dict[str, Any]) -> tuple[str, str]:
+    errors = result.get("errors") or []
+    if errors and isinstance(errors[0], dict):
+        first = errors[0]
+        return str(first.get("statusCode") or first.get("errorCode") or "ERROR"), str(first.get("message", ""))
+    return "ERROR", "the record was not saved"
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SalesforceAdapter:
+    """The CRM adapter for a real Salesforce org (or the local emulator)."""
+
+    name = "salesforce"
+    shares_mirror = False
+
+    def __init__(self, settings: SalesforceSettings, *, sleep: Callable[[float], None] | None = None) -> None:
+        self.settings = settings
+        self._session = _CountingSession(settings)
+        self._sf: Salesforce | None = None
+        self._statuses: dict[str, tuple[str, ...]] = {}
+        self._sleep = sleep
+
+    # ------------------------------------------------------------------------------ connection
+    @property
+    def calls(self) -> int:
+        return self._session.calls
+
+    @property
+    def usage(self) -> ApiUsage:
+        return self._session.usage
+
+    def connect(self) -> Salesforce:
+        if self._sf is None:
+            self._sf = self._login()
+        return self._sf
+
+    def _login(self) -> Salesforce:
+        s = self.settings
+        method = s.auth_method
+        version = s.api_version
+        try:
+            if method == "session":
+                assert s.session_id is not None and s.instance_url is not None
+                return Salesforce(
+                    instance_url=s.instance_url,
+                    session_id=s.session_id.get_secret_value(),
+                    session=self._session,
+                    version=version,
+                )
+            if method == "client_credentials":
+                assert s.client_secret is not None
+                base = s.login_url or s.instance_url
+                if not base:
+                    raise AuthenticationError("client credentials need login_url (your My Domain URL)")
+                data = {
+                    "grant_type": "client_credentials",
+                    "client_id": s.client_id or "",
+                    "client_secret": s.client_secret.get_secret_value(),
+                }
+                response = self._session.post(f"{base}/services/oauth2/token", data=data)
+                if response.status_code != 200:
+                    raise AuthenticationError(
+                        f"OAuth client credentials refused by {base} (HTTP {response.status_code})"
+                    )
+                body = response.json()
+                return Salesforce(
+                    instance_url=body["instance_url"],
+                    session_id=body["access_token"],
+                    session=self._session,
+                    version=version,
+                )
+            if method == "password":
+                assert s.password is not None
+                return Salesforce(
+                    username=s.username,
+                    password=s.password.get_secret_value(),
+                    security_token=s.security_token.get_secret_value() if s.security_token else "",
+                    domain=s.domain,
+                    session=self._session,
+                    version=version,
+                )
+        except SalesforceAuthenticationFailed:
+            raise AuthenticationError(f"Salesforce refused the login for {s.describe()}") from None
+        except requests.RequestException as error:
+            raise SalesforceUnavailable(f"cannot reach Salesforce ({s.describe()}): {type(error).__name__}") from None
+        raise AuthenticationError(
+            "no Salesforce credentials: set SMARTCAMPAIGN_SFDC_USERNAME and _PASSWORD (and _SECURITY_TOKEN), "
+            "or _INSTANCE_URL and _SESSION_ID, or _CLIENT_ID, _CLIENT_SECRET and _LOGIN_URL"
+        )
+
+    def _can_login_again(self) -> bool:
+        return self.settings.auth_method in ("password", "client_credentials")
+
+    def call(self, what: str, fn: Callable[[Salesforce], T]) -> T:
+        """One API call with retries: backoff on transient failures, one new login on an expired session."""
+        relogged = False
+        retrying = Retrying(
+            retry=retry_if_exception(_transient),
+            stop=stop_after_attempt(self.settings.max_retries),
+            wait=wait_exponential(multiplier=0.05, max=2.0),
+            sleep=self._sleep or __import__("time").sleep,
+            reraise=True,
+        )
+        while True:
+            try:
+                return retrying(fn, self.connect())
+            except SalesforceExpiredSession:
+                if relogged or not self._can_login_again():
+                    raise AuthenticationError(
+                        f"the Salesforce session expired or is invalid ({what}); log in again"
+                    ) from None
+                log.info("Salesforce session expired: logging in again")
+                self._sf = None
+                relogged = True
+            except SalesforceRefusedRequest as error:
+                if "REQUEST_LIMIT_EXCEEDED" in _error_codes(error):
+                    raise QuotaExceeded(
+                        f"the daily API quota is spent ({self.usage.used}/{self.usage.limit}): actions wait"
+                    ) from None
+                raise SalesforceUnavailable(f"Salesforce refused {what}: {_error_message(error)}") from None
+            except SalesforceError as error:
+                if _transient(error):
+                    raise SalesforceUnavailable(f"Salesforce keeps failing ({what}): {_error_message(error)}") from None
+                raise
+            except (requests.ConnectionError, requests.Timeout, RetryError) as error:
+                raise SalesforceUnavailable(f"cannot reach Salesforce ({what}): {type(error).__name__}") from None
+
+    # ------------------------------------------------------------------------------ queries
+    def query_all(self, soql: str) -> list[dict[str, Any]]:
+        result = self.call("query", lambda sf: sf.query_all(soql))
+        return list(result.get("records", []))
+
+    def campaign_statuses(self, campaign_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """Member status labels per campaign id (cached); a campaign without any is unknown."""
+        campaign_ids = list(campaign_ids)
+        wanted = [cid for cid in dict.fromkeys(campaign_ids) if cid not in self._statuses]
+        for chunk in _chunks(wanted, 200):
+            rows = self.query_all(
+                format_soql(
+                    "SELECT CampaignId, Label, SortOrder FROM CampaignMemberStatus WHERE CampaignId IN {ids} "
+                    "ORDER BY CampaignId, SortOrder",
+                    ids=list(chunk),
+                )
+            )
+            found: dict[str, list[str]] = defaultdict(list)
+            for row in rows:
+                found[str(row["CampaignId"])].append(str(row["Label"]))
+            for cid in chunk:
+                self._statuses[cid] = tuple(found.get(cid, ()))
+                for key in (cid[:15],):
+                    self._statuses.setdefault(key, self._statuses[cid])
+        return {cid: self._statuses.get(cid, ()) for cid in campaign_ids}
+
+    def forget_statuses(self, campaign_id: str | None = None) -> None:
+        if campaign_id is None:
+            self._statuses.clear()
+        else:
+            self._statuses.pop(campaign_id, None)
+
+    def _members(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str]]:
+        """(person id, campaign id) -> (CampaignMember id, status) for those that exist."""
+        found: dict[tuple[str, str], tuple[str, str]] = {}
+        by_campaign: dict[str, list[str]] = defaultdict(list)
+        for person, campaign in pairs:
+            by_campaign[campaign].append(person)
+        for campaign, persons in by_campaign.items():
+            for chunk in _chunks(list(dict.fromkeys(persons)), 200):
+                rows = self.query_all(
+                    format_soql(
+                        "SELECT Id, CampaignId, LeadId, ContactId, Status FROM CampaignMember "
+                        "WHERE CampaignId = {campaign} AND (LeadId IN {ids} OR ContactId IN {ids})",
+                        campaign=campaign,
+                        ids=list(chunk),
+                    )
+                )
+                for row in rows:
+                    member_of = row.get("LeadId") or row.get("ContactId")
+                    found[(str(member_of), campaign)] = (str(row["Id"]), str(row.get("Status")))
+        return found
+
+    # ------------------------------------------------------------------------------ execute
+    def execute(self, operations: Sequence[p.Operation]) -> list[p.OperationResult]:
+        results: list[p.OperationResult | None] = [None] * len(operations)
+        created: dict[str, str] = {}  # email -> Lead id, for `pending:` person ids in the same batch
+        for wave in _waves(operations):
+            by_kind: dict[type, list[int]] = defaultdict(list)
+            for index in wave:
+                by_kind[type(operations[index])].append(index)
+            for kind, indexes in by_kind.items():
+                handler = self._handlers[kind]
+                handler(self, [operations[i] for i in indexes], indexes, results, created)
+        return [r if r is not None else p.OperationResult.failure("ERROR", "not executed") for r in results]
+
+    def _resolve_person(self, person_id: str, created: dict[str, str]) -> str | None:
+        if person_id.startswith("pending:"):
+            return created.get(person_id[len("pending:") :].lower())
+        return person_id
+
+    def _create_leads(
+        self,
+        ops: list[p.CreateLead],
+        indexes: list[int],
+        results: list[p.OperationResult | None],
+        created: dict[str, str],
+    ) -> None:
+        todo: list[tuple[int, p.CreateLead]] = []
+        for index, op in zip(indexes, ops, strict=True):
+            if not op.last_name or not op.company:
+                missing = [n for n, v in (("LastName", op.last_name), ("Company", op.company)) if not v]
+                results[index] = p.OperationResult.failure(
+                    p.REQUIRED_FIELD_MISSING, f"Required fields are missing: [{', '.join(missing)}]"
+                )
+            else:
+                todo.append((index, op))
+        emails = list(dict.fromkeys(op.email.lower() for _, op in todo))
+        existing: dict[str, str] = {}
+        for chunk in _chunks(emails, 200):
+            for row in self.query_all(format_soql("SELECT Id, Email FROM Lead WHERE Email IN {e}", e=list(chunk))):
+                existing.setdefault(str(row.get("Email") or "").lower(), str(row["Id"]))
+        records: list[tuple[int, p.CreateLead]] = []
+        for index, op in todo:
+            known = existing.get(op.email.lower()) or created.get(op.email.lower())
+            if known:
+                created[op.email.lower()] = known
+                results[index] = p.OperationResult.success(known)
+            else:
+                records.append((index, op))
+        self._collection_post(
+            "Lead",
+            [
+                (
+                    index,
+                    {
+                        "Email": op.email,
+                        "LastName": op.last_name,
+                        "Company": op.company,
+                        **({"FirstName": op.first_name} if op.first_name else {}),
+                    },
+                )
+                for index, op in records
+            ],
+            results,
+        )
+        for index, op in records:
+            result = results[index]
+            if result is not None and result.ok and result.id:
+                created[op.email.lower()] = result.id
+
+    def _add_members(
+        self,
+        ops: list[p.AddMember],
+        indexes: list[int],
+        results: list[p.OperationResult | None],
+        created: dict[str, str],
+    ) -> None:
+        statuses = self.campaign_statuses(op.campaign_sfdc_id for op in ops)
+        records: list[tuple[int, dict[str, Any]]] = []
+        for index, op in zip(indexes, ops, strict=True):
+            problem = _status_problem(op.campaign_sfdc_id, op.status, statuses)
+            person = self._resolve_person(op.person_sfdc_id, created)
+            if problem is not None:
+                results[index] = problem
+            elif person is None:
+                results[index] = p.OperationResult.failure(p.UNKNOWN_PERSON, "the Lead could not be created")
+            else:
+                field = "ContactId" if person.startswith(CONTACT_PREFIX) else "LeadId"
+                records.append((index, {"CampaignId": op.campaign_sfdc_id, field: person, "Status": op.status}))
+        self._collection_post("CampaignMember", records, results)
+
+    def _update_members(
+        self,
+        ops: list[p.UpdateMemberStatus],
+        indexes: list[int],
+        results: list[p.OperationResult | None],
+        created: dict[str, str],
+    ) -> None:
+        statuses = self.campaign_statuses(op.campaign_sfdc_id for op in ops)
+        wanted: list[tuple[int, p.UpdateMemberStatus, str]] = []
+        for index, op in zip(indexes, ops, strict=True):
+            problem = _status_problem(op.campaign_sfdc_id, op.status, statuses)
+            person = self._resolve_person(op.person_sfdc_id, created)
+            if problem is not None:
+                results[index] = problem
+            elif person is None:
+                results[index] = p.OperationResult.failure(p.UNKNOWN_PERSON, "unknown Lead or Contact")
+            else:
+                wanted.append((index, op, person))
+        members = self._members([(person, op.campaign_sfdc_id) for _, op, person in wanted])
+        records: list[tuple[int, dict[str, Any]]] = []
+        for index, op, person in wanted:
+            member = members.get((person, op.campaign_sfdc_id))
+            if member is None:
+                results[index] = p.OperationResult.failure(p.NOT_A_MEMBER, "not a campaign member")
+            elif member[1] == op.status:
+                results[index] = p.OperationResult.success(member[0])
+            else:
+                records.append(
+                    (index, {"attributes": {"type": "CampaignMember"}, "id": member[0], "Status": op.status})
+                )
+        self._collection_write("PATCH", records, results)
+
+    def _remove_members(
+        self,
+        ops: list[p.RemoveMember],
+        indexes: list[int],
+        results: list[p.OperationResult | None],
+        created: dict[str, str],
+    ) -> None:
+        wanted = [
+            (index, op, self._resolve_person(op.person_sfdc_id, created) or "")
+            for index, op in zip(indexes, ops, strict=True)
+        ]
+        members = self._members([(person, op.campaign_sfdc_id) for _, op, person in wanted if person])
+        ids: list[tuple[int, str]] = []
+        for index, op, person in wanted:
+            member = members.get((person, op.campaign_sfdc_id))
+            if member is None:
+                results[index] = p.OperationResult.failure(p.NOT_A_MEMBER, "not a campaign member")
+            else:
+                ids.append((index, member[0]))
+        self._collection_delete(ids, results)
+
+    def _set_campaign_fields(
+        self,
+        ops: list[p.SetCampaignFields],
+        indexes: list[int],
+        results: list[p.OperationResult | None],
+        created: dict[str, str],
+    ) -> None:
+        records = [
+            (
+                index,
+                {
+                    "attributes": {"type": "Campaign"},
+                    "id": op.campaign_sfdc_id,
+                    "Type": op.type,
+                    "ActualCost": op.actual_cost,
+                },
+            )
+            for index, op in zip(indexes, ops, strict=True)
+        ]
+        self._collection_write("PATCH", records, results)
+
+    def _set_campaign_statuses(
+        self,
+        ops: list[p.SetCampaignStatuses],
+        indexes: list[int],
+        results: list[p.OperationResult | None],
+        created: dict[str, str],
+    ) -> None:
+        for index, op in zip(indexes, ops, strict=True):
+            results[index] = self._one_campaign_statuses(op)
+            self.forget_statuses(op.campaign_sfdc_id)
+
+    def _one_campaign_statuses(self, op: p.SetCampaignStatuses) -> p.OperationResult:
+        rows = self.query_all(
+            format_soql(
+                "SELECT Id, Label, IsDefault, HasResponded FROM CampaignMemberStatus WHERE CampaignId = {cid}",
+                cid=op.campaign_sfdc_id,
+            )
+        )
+        existing = {str(r["Label"]): r for r in rows}
+        results: list[p.OperationResult | None] = [None]
+        # 1. create the missing statuses, 2. set default and responded flags, 3. delete the others
+        creates = [
+            (
+                0,
+                {
+                    "CampaignId": op.campaign_sfdc_id,
+                    "Label": label,
+                    "SortOrder": position + 1,
+                    "IsDefault": label == op.default,
+                    "HasResponded": label in op.responded,
+                },
+            )
+            for position, label in enumerate(op.statuses)
+            if label not in existing
+        ]
+        for record in creates:
+            self._collection_post("CampaignMemberStatus", [record], results)
+            if results[0] is not None and not results[0].ok:
+                return results[0]
+        updates = [
+            (
+                0,
+                {
+                    "attributes": {"type": "CampaignMemberStatus"},
+                    "id": row["Id"],
+                    "IsDefault": label == op.default,
+                    "HasResponded": label in op.responded,
+                    "SortOrder": op.statuses.index(label) + 1,
+                },
+            )
+            for label, row in existing.items()
+            if label in op.statuses
+        ]
+        for record in updates:
+            self._collection_write("PATCH", [record], results)
+            if results[0] is not None and not results[0].ok:
+                return results[0]
+        extras = [(0, str(row["Id"])) for label, row in existing.items() if label not in op.statuses]
+        for record_id in extras:
+            self._collection_delete([record_id], results)
+            if results[0] is not None and not results[0].ok:
+                return results[0]
+        return p.OperationResult.success(op.campaign_sfdc_id)
+
+    _handlers: dict[type, Callable[..., None]] = {
+        p.CreateLead: _create_leads,
+        p.AddMember: _add_members,
+        p.UpdateMemberStatus: _update_members,
+        p.RemoveMember: _remove_members,
+        p.SetCampaignFields: _set_campaign_fields,
+        p.SetCampaignStatuses: _set_campaign_statuses,
+    }
+
+    # ------------------------------------------------------------------------------ collections
+    def _collection_post(
+        self, sobject: str, records: list[tuple[int, dict[str, Any]]], results: list[p.OperationResult | None]
+    ) -> None:
+        payload = [(index, {"attributes": {"type": sobject}, **fields}) for index, fields in records]
+        self._collection_write("POST", payload, results)
+
+    def _collection_write(
+        self, method: str, records: list[tuple[int, dict[str, Any]]], results: list[p.OperationResult | None]
+    ) -> None:
+        pending = records
+        for _attempt in range(self.settings.max_retries):
+            if not pending:
+                return
+            retry: list[tuple[int, dict[str, Any]]] = []
+            for chunk in _chunks(pending, self.settings.batch_size):
+                body = {"allOrNone": False, "records": [fields for _, fields in chunk]}
+                answer: Any = self.call(f"composite/sobjects {method}", _restful(method, body=body))
+                for (index, fields), result in zip(chunk, answer or [], strict=False):
+                    if result.get("success"):
+                        results[index] = p.OperationResult.success(result.get("id") or fields.get("id"))
+                        continue
+                    code, message = _record_error(result)
+                    if code == LOCK_CODE:
+                        retry.append((index, fields))
+                    else:
+                        results[index] = _map_failure(code, message)
+            pending = retry
+            if retry and self._sleep is not None:
+                self._sleep(0.05)
+        for index, _ in pending:
+            results[index] = p.OperationResult.failure(LOCK_CODE, "the record stayed locked: try again later")
+
+    def _collection_delete(self, ids: list[tuple[int, str]], results: list[p.OperationResult | None]) -> None:
+        pending = ids
+        for _attempt in range(self.settings.max_retries):
+            if not pending:
+                return
+            retry: list[tuple[int, str]] = []
+            for chunk in _chunks(pending, self.settings.batch_size):
+                params = {"ids": ",".join(record_id for _, record_id in chunk), "allOrNone": "false"}
+                answer = self.call("composite/sobjects DELETE", _restful("DELETE", params=params))
+                for (index, record_id), result in zip(chunk, answer or [], strict=False):
+                    if result.get("success"):
+                        results[index] = p.OperationResult.success(record_id)
+                        continue
+                    code, message = _record_error(result)
+                    if code == LOCK_CODE:
+                        retry.append((index, record_id))
+                    elif code == p.ENTITY_IS_DELETED:
+                        results[index] = p.OperationResult.success(record_id)  # a retried delete: already gone
+                    else:
+                        results[index] = _map_failure(code, message)
+            pending = retry
+        for index, _ in pending:
+            results[index] = p.OperationResult.failure(LOCK_CODE, "the record stayed locked: try again later")
+
+
+def _restful(
+    method: str, *, body: dict[str, Any] | None = None, params: dict[str, str] | None = None
+) -> Callable[[Salesforce], Any]:
+    def send(sf: Salesforce) -> Any:
+        return sf.restful("composite/sobjects", method=method, json=body, params=params)
+
+    return send
+
+
+def _map_failure(code: str, message: str) -> p.OperationResult:
+    if code == p.DUPLICATE_VALUE:
+        return p.OperationResult.failure(p.DUPLICATE_VALUE, "already a member")
+    return p.OperationResult.failure(code, f"{code}: {message}" if message else code)
+
+
+def _status_problem(campaign_id: str, status: str, statuses: dict[str, tuple[str, ...]]) -> p.OperationResult | None:
+    labels = statuses.get(campaign_id, ())
+    if not labels:
+        return p.OperationResult.failure(p.UNKNOWN_CAMPAIGN, f"no SFDC campaign {campaign_id} (or it has no statuses)")
+    if status not in labels:
+        return p.OperationResult.failure(
+            p.INVALID_STATUS,
+            f'status "{status}" is not a member status of campaign {campaign_id} ({", ".join(labels)})',
+        )
+    return None
+
+
+def _op_keys(op: p.Operation) -> list[tuple[str, ...]]:
+    if isinstance(op, p.CreateLead):
+        return [("lead", op.email.lower())]
+    if isinstance(op, (p.AddMember, p.UpdateMemberStatus, p.RemoveMember)):
+        keys: list[tuple[str, ...]] = [("member", op.person_sfdc_id, op.campaign_sfdc_id)]
+        if op.person_sfdc_id.startswith("pending:"):
+            keys.append(("lead", op.person_sfdc_id[len("pending:") :].lower()))
+        return keys
+    return [("campaign", op.campaign_sfdc_id)]
+
+
+def _waves(operations: Sequence[p.Operation]) -> list[list[int]]:
+    """Operations in waves: each after every earlier operation that touches the same record."""
+    last_wave: dict[tuple[str, ...], int] = {}
+    waves: list[list[int]] = []
+    for index, op in enumerate(operations):
+        keys = _op_keys(op)
+        wave = max((last_wave[k] + 1 for k in keys if k in last_wave), default=0)
+        while len(waves) <= wave:
+            waves.append([])
+        waves[wave].append(index)
+        for key in keys:
+            last_wave[key] = max(last_wave.get(key, -1), wave)
+    return waves
