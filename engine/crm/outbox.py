@@ -86,16 +86,16 @@ class BatchingCrm:
             previous: str | None = None
             if isinstance(op, p.CreateLead):
                 placeholder = self._placeholder(op.email)
-                person = self.store.person(op.email)
-                self.queue.append(Queued(op, person.id if person else None, None, None, self.clock))
+                known = self.store.person(op.email)
+                self.queue.append(Queued(op, known.id if known else None, None, None, self.clock))
                 results.append(p.OperationResult.success(placeholder))
                 continue
             if isinstance(op, (p.AddMember, p.UpdateMemberStatus, p.RemoveMember)):
-                person = self._person(op.person_sfdc_id)
+                member = self._person(op.person_sfdc_id)
                 campaign = self.store.campaign_by_sfdc_id(op.campaign_sfdc_id)
-                if person is not None and campaign is not None:
-                    person_id, campaign_id = person, campaign.id
-                    previous = self.store.memberships(person).get(campaign.id)
+                if member is not None and campaign is not None:
+                    person_id, campaign_id = member, campaign.id
+                    previous = self.store.memberships(member).get(campaign.id)
                 op = _with_person(op, self._to_adapter(op.person_sfdc_id))
             self.queue.append(Queued(op, person_id, campaign_id, previous, self.clock))
             results.append(p.OperationResult.success())
