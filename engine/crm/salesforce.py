@@ -479,11 +479,14 @@ class SalesforceAdapter:
     def _one_campaign_statuses(self, op: p.SetCampaignStatuses) -> p.OperationResult:
         rows = self.query_all(
             format_soql(
-                "SELECT Id, Label, IsDefault, HasResponded FROM CampaignMemberStatus WHERE CampaignId = {cid}",
+                "SELECT Id, Label, IsDefault, HasResponded, SortOrder FROM CampaignMemberStatus "
+                "WHERE CampaignId = {cid}",
                 cid=op.campaign_sfdc_id,
             )
         )
         existing = {str(r["Label"]): r for r in rows}
+        # sort orders are unique per campaign: new statuses go after the existing ones
+        next_order = max((int(r.get("SortOrder") or 0) for r in rows), default=0) + 1
         results: list[p.OperationResult | None] = [None]
         # 1. create the missing statuses, 2. set default and responded flags, 3. delete the others
         creates = [
@@ -492,7 +495,7 @@ class SalesforceAdapter:
                 {
                     "CampaignId": op.campaign_sfdc_id,
                     "Label": label,
-                    "SortOrder": position + 1,
+                    "SortOrder": next_order + position,
                     "IsDefault": label == op.default,
                     "HasResponded": label in op.responded,
                 },
@@ -512,7 +515,6 @@ class SalesforceAdapter:
                     "id": row["Id"],
                     "IsDefault": label == op.default,
                     "HasResponded": label in op.responded,
-                    "SortOrder": op.statuses.index(label) + 1,
                 },
             )
             for label, row in existing.items()
@@ -606,8 +608,6 @@ def _restful(
 
 
 def _map_failure(code: str, message: str) -> p.OperationResult:
-    if code == p.DUPLICATE_VALUE:
-        return p.OperationResult.failure(p.DUPLICATE_VALUE, "already a member")
     return p.OperationResult.failure(code, f"{code}: {message}" if message else code)
 
 

@@ -1,0 +1,16 @@
+"""Defaults shared by the command line and the server, importable without the web stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from platformdirs import user_data_path
+
+DEFAULT_PORT = 8443
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+ERROR_STATUSES = (500, 503)
+
+
+def default_cert_dir() -> Path:
+    """Where the certificates live when --cert-dir is not given."""
+    return user_data_path("smartcampaign") / "emulator"
