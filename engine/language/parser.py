@@ -580,7 +580,7 @@ def _phrases(parser: Lark, prefix: str, expected: set[str]) -> list[str]:
         base = parser.parse_interactive(prefix)
         base.exhaust_lexer()
         # LALR merges lookaheads: keep only what this state really accepts
-        accepted = set(base.accepts())
+        accepted = set(base.accepts())  # type: ignore[no-untyped-call]
         if accepted & expected:
             expected = expected & accepted
     except LarkError:

@@ -53,6 +53,71 @@ class FilterContext:
         return flt.status is None or flt.status.matches(current)
 
 
+Compiled = Callable[[FilterContext], bool]
+
+
+def compile_expr(expr: ast.FilterExpr, store: Store) -> Compiled:
+    """A filter as a function of one person's memberships, with its campaign references resolved once.
+
+    Same meaning as `evaluate`; the interpreter compiles each filter line once per campaign catalog.
+    """
+    if isinstance(expr, ast.MembershipFilter):
+        return _compile_member_of(expr, store)
+    if isinstance(expr, ast.ProgramMembershipFilter):
+        flt = expr
+        return lambda ctx: ctx.member_of_program(flt)
+    if isinstance(expr, ast.Not):
+        inner = compile_expr(expr.operand, store)
+        return lambda ctx: not inner(ctx)
+    parts = [compile_expr(operand, store) for operand in expr.operands]
+    if isinstance(expr, ast.And):
+        return lambda ctx: all(part(ctx) for part in parts)
+    return lambda ctx: any(part(ctx) for part in parts)
+
+
+def _status_test(match: ast.StatusMatch | None) -> Callable[[str], bool] | None:
+    if match is None:
+        return None
+    values = frozenset(match.values)
+    if match.kind == "not_in":
+        return lambda status: status not in values
+    return lambda status: status in values
+
+
+def _compile_member_of(flt: ast.MembershipFilter, store: Store) -> Compiled:
+    ref = flt.campaign
+    status_ok = _status_test(flt.status)
+    if ref.is_single:
+        campaign = (
+            store.campaign_by_name(ref.values[0]) if ref.kind == "name" else store.campaign_by_sfdc_id(ref.values[0])
+        )
+        if campaign is None:
+            return lambda ctx: False
+        cid = campaign.id
+        if status_ok is None:
+            return lambda ctx: cid in ctx.memberships
+
+        def single(ctx: FilterContext) -> bool:
+            current = ctx.memberships.get(cid)
+            return current is not None and status_ok(current)
+
+        return single
+    if ref.kind == "any":
+        if status_ok is None:
+            return lambda ctx: bool(ctx.memberships)
+        return lambda ctx: any(status_ok(status) for status in ctx.memberships.values())
+    ids = frozenset(c.id for name in ref.values if (c := store.campaign_by_name(name)) is not None)
+    inside = ref.kind == "in"
+
+    def listed(ctx: FilterContext) -> bool:
+        for campaign_id, status in ctx.memberships.items():
+            if (campaign_id in ids) == inside and (status_ok is None or status_ok(status)):
+                return True
+        return False
+
+    return listed
+
+
 def evaluate(expr: ast.FilterExpr, ctx: FilterContext) -> bool:
     if isinstance(expr, ast.MembershipFilter):
         return ctx.member_of(expr)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from engine.crm import protocol as p
 from engine.crm.protocol import CrmAdapter
 from engine.language import ast
-from engine.runtime.filters import FilterContext, describe, evaluate
+from engine.runtime.filters import Compiled, FilterContext, compile_expr, describe, evaluate
 from engine.runtime.triggers import Change, TriggerIndex
 from engine.store.store import CampaignInfo, Continuation, Person, Store
 
@@ -56,7 +56,10 @@ class NullRecorder:
 
 
 class Tracer(Protocol):
-    """Optional: why a campaign did or did not run (used by `explain` and rule coverage)."""
+    """Optional: why a campaign did or did not run (used by `explain` and rule coverage).
+
+    The first event is "start" with the interpreter itself, so a tracer can read its store.
+    """
 
     def event(self, kind: str, **data: Any) -> None: ...
 
@@ -103,6 +106,10 @@ class Interpreter:
         self.clock = 0.0
         self.tracer = tracer
         self.programs = ProgramSync(self, enabled=program_sync, disabled=sync_disabled)
+        self._compiled_filters: dict[str, list[Compiled]] = {}
+        self._compiled_version = -1
+        if tracer is not None:
+            tracer.event("start", interpreter=self)
 
     # ------------------------------------------------------------------------------ time
     def set_clock(self, ts: float) -> None:
@@ -185,20 +192,40 @@ class Interpreter:
                 if self.tracer:
                     self.tracer.event("inactive", change=change, campaign=campaign)
                 continue
+            if self.tracer is None:
+                # filters first: they read cached memberships, qualification needs a query (same decision)
+                ctx = FilterContext(self.store, change.person.id, self.store.program_id)
+                if not all(test(ctx) for test in self._compiled(campaign)):
+                    continue
+                if not self._qualifies(campaign, change):
+                    continue
+                self._start_run(campaign, change)
+                continue
             if not self._qualifies(campaign, change):
                 continue
             ctx = FilterContext(self.store, change.person.id, self.store.program_id)
             passed = True
             for expr in campaign.filters:
                 value = evaluate(expr, ctx)
-                if self.tracer:
-                    self.tracer.event("filter", change=change, campaign=campaign, expr=expr, value=value)
+                self.tracer.event("filter", change=change, campaign=campaign, expr=expr, value=value)
                 if not value:
                     passed = False
                     break
             if not passed:
                 continue
             self._start_run(campaign, change)
+
+    def _compiled(self, campaign: ast.Campaign) -> list[Compiled]:
+        """The campaign's filter lines compiled against the current campaign catalog."""
+        self.store.campaign_by_name("")  # loads the catalog (and bumps its version) when it changed
+        if self._compiled_version != self.store.catalog_version:
+            self._compiled_filters.clear()
+            self._compiled_version = self.store.catalog_version
+        found = self._compiled_filters.get(campaign.name)
+        if found is None:
+            found = [compile_expr(expr, self.store) for expr in campaign.filters]
+            self._compiled_filters[campaign.name] = found
+        return found
 
     def _qualifies(self, campaign: ast.Campaign, change: Change) -> bool:
         rule = campaign.qualification

@@ -106,6 +106,9 @@ class Store:
         self._program_ids: dict[str, int] = {}
         self._activity: list[tuple[Any, ...]] = []
         self._sql: dict[str, str] = {}
+        self.catalog_version = 0  # bumped whenever campaigns or their statuses may have changed
+        self._earliest_due: float | None = None
+        self._earliest_due_known = False
 
     # ------------------------------------------------------------------------------ lifecycle
     @classmethod
@@ -155,6 +158,7 @@ class Store:
             self.engine.dispose()
 
     def clear_caches(self) -> None:
+        self._earliest_due_known = False
         self._persons.clear()
         self._memberships.clear()
         self._campaigns_loaded = False
@@ -282,6 +286,7 @@ class Store:
     def _load_campaigns(self) -> None:
         if self._campaigns_loaded:
             return
+        self.catalog_version += 1
         statuses: dict[int, list[tuple[str, bool, bool]]] = {}
         for campaign_id, label, is_default, responded in self.fetchall(
             "SELECT campaign_id, label, is_default, responded FROM campaign_statuses ORDER BY campaign_id, position"
@@ -466,6 +471,8 @@ class Store:
         depth: int,
         chain: tuple[str, ...],
     ) -> int:
+        if self._earliest_due_known and (self._earliest_due is None or due_at < self._earliest_due):
+            self._earliest_due = due_at
         return self.insert_id(
             "INSERT INTO continuations (run_id, campaign, person_id, due_at, path, depth, chain) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -473,6 +480,12 @@ class Store:
         )
 
     def next_due(self, upto: float | None) -> Continuation | None:
+        if not self._earliest_due_known:
+            row = self.fetchone("SELECT MIN(due_at) FROM continuations")
+            self._earliest_due = float(row[0]) if row and row[0] is not None else None
+            self._earliest_due_known = True
+        if self._earliest_due is None or (upto is not None and self._earliest_due > upto):
+            return None  # nothing is due: no query per event
         if upto is None:
             row = self.fetchone(
                 "SELECT id, run_id, campaign, person_id, due_at, path, depth, chain FROM continuations "
@@ -492,6 +505,7 @@ class Store:
 
     def delete_continuation(self, continuation_id: int) -> None:
         self.execute("DELETE FROM continuations WHERE id = ?", (continuation_id,))
+        self._earliest_due_known = False
 
     def waiting(self) -> list[Continuation]:
         """Every parked flow, in due order."""

@@ -21,23 +21,14 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from engine.crm.local import LocalOrg
 from engine.language import ast
 from engine.language.diagnostics import render_all
 from engine.language.loader import RuleSetNotFound, load_rule_set
 from engine.model.events import Event
 from engine.model.loading import InputError, _explain, load_world, parse_event_line
 from engine.model.world import World, as_utc
-from engine.runtime.interpreter import DEFAULT_MAX_DEPTH, Interpreter, Tracer
-from engine.runtime.replay import (
-    ReplayInputEvent,
-    ResultRecorder,
-    export_world,
-    process_event,
-    seed_world,
-    validate_events,
-)
-from engine.store.store import MEMORY_URL, Store
+from engine.runtime.interpreter import DEFAULT_MAX_DEPTH, Tracer
+from engine.runtime.replay import ReplayInputEvent, ReplayOptions, replay
 
 __all__ = [
     "CampaignRules",
@@ -69,17 +60,17 @@ class RuleSetError(Exception):
 
 
 class TracerFactory(Protocol):
-    """Makes the tracer of one replay (rule coverage); it may read the replay's store."""
+    """Makes the tracer of one replay (rule coverage)."""
 
-    def tracer(self, store: Store) -> Tracer: ...
+    def tracer(self) -> Tracer: ...
 
 
 class ReplayResult(dict[str, Any]):
-    """The REPLAY.md result (`runs`, `world`, `errors`), which is a dict, plus what a snapshot needs.
+    """The REPLAY.md result (`runs`, `world`, `errors`, and any field replay adds), a dict, plus what a snapshot needs.
 
-    `initial_world` is the world before the first event (after it was loaded into the local org), in the same
-    shape as `world`, so that membership changes can be shown as a diff; `warnings` are what the replay would
-    have printed on stderr (an event earlier than the clock).
+    `initial_world` is the world before the first event, in the same shape as `world` (loaded into the local org,
+    programs linked to their campaigns: that first sync is set-up, not a change), so that the changes can be shown
+    as a diff; `warnings` are what the replay would have printed on stderr (an event earlier than the clock).
     """
 
     def __init__(
@@ -133,10 +124,6 @@ class ReplayResult(dict[str, Any]):
         from engine.testing.render import render_result
 
         return render_result(self, initial_world=self.initial_world, warnings=self.warnings)
-
-
-def _ts(value: datetime) -> float:
-    return as_utc(value).timestamp()
 
 
 def _user_where(message: str) -> str:
@@ -232,46 +219,29 @@ def run_replay(
     until: datetime | None = None,
     max_depth: int = DEFAULT_MAX_DEPTH,
     tracing: TracerFactory | None = None,
+    world_source: str = "world",
 ) -> ReplayResult:
-    """`engine.runtime.replay.replay`, step for step, keeping the world as loaded and giving a tracer the store.
-
-    The steps are the same as replay()'s (the test suite checks that both give the same result).
+    """`engine.runtime.replay.replay` itself (the result is exactly what `smartcampaign replay` prints), plus the
+    world as it stands before the first event: the same world replayed over no events (loaded, programs linked).
     """
     warnings: list[str] = []
-    store = Store.open(MEMORY_URL)
     try:
-        org = LocalOrg(store)
-        try:
-            seed_world(store, org, world, rule_set)
-            initial = export_world(store, rule_set, _ts(world.now))
-            validate_events(events, store, rule_set)
-        except InputError as error:
-            raise ReplayInputError(_user_where(str(error))) from None
-        recorder = ResultRecorder()
-        interp = Interpreter(
+        initial = replay(rule_set, world, [], ReplayOptions(world_source=world_source))["world"]
+        result = replay(
             rule_set,
-            store,
-            org,
-            recorder=recorder,
-            max_depth=max_depth,
-            tracer=tracing.tracer(store) if tracing is not None else None,
+            world,
+            events,
+            ReplayOptions(
+                until=until,
+                max_depth=max_depth,
+                warn=lambda message: warnings.append(_user_where(message)),
+                tracer=tracing.tracer() if tracing is not None else None,
+                world_source=world_source,
+            ),
         )
-        interp.set_clock(_ts(world.now))
-        interp.programs.link_all()
-        for item in events:
-            process_event(interp, item, lambda message: warnings.append(_user_where(message)))
-        interp.run_due(_ts(until) if until is not None else None)
-        if until is not None and _ts(until) > interp.clock:
-            interp.set_clock(_ts(until))
-        store.commit()
-        result = {
-            "runs": recorder.runs,
-            "world": export_world(store, rule_set, interp.clock),
-            "errors": recorder.errors,
-        }
-        return ReplayResult(result, initial_world=initial, warnings=warnings)
-    finally:
-        store.close()
+    except InputError as error:
+        raise ReplayInputError(_user_where(str(error))) from None
+    return ReplayResult(result, initial_world=initial, warnings=warnings)
 
 
 class CampaignRules:
@@ -302,6 +272,7 @@ class CampaignRules:
             until=coerce_time(until),
             max_depth=max_depth,
             tracing=self.tracing,
+            world_source=os.fspath(world) if isinstance(world, (str, os.PathLike)) else "world",
         )
 
 
