@@ -8,6 +8,7 @@ one level deeper. Waits park the rest of a flow as a continuation due later (eve
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,6 +109,10 @@ class Interpreter:
         self.programs = ProgramSync(self, enabled=program_sync, disabled=sync_disabled)
         self._compiled_filters: dict[str, list[Compiled]] = {}
         self._compiled_version = -1
+        # The rule set lives as long as the interpreter: keep its many small objects out of the cyclic
+        # collector's full scans (they made every full collection cost ~50 ms with 1,000 campaigns).
+        gc.collect()
+        gc.freeze()
         if tracer is not None:
             tracer.event("start", interpreter=self)
 
