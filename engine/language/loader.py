@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engine.language import ast
 from engine.language.diagnostics import Diagnostic, SourceCache, sort_key
-from engine.language.parser import cache_dir, grammar_digest, iter_rule_files, parse_text
+from engine.language.parser import cache_dir, grammar_digest, iter_rule_files, parse_many, parse_text
 
 
 class RuleSetNotFound(Exception):
@@ -99,12 +99,11 @@ def load_rule_set(
     diagnostics: list[Diagnostic] = []
     sources = SourceCache(texts)
     count = 0
+    items: list[tuple[str, str]] = []
     for given in paths:
         given_str = str(given)
         if texts is not None and given_str in texts:
-            result = parse_text(texts[given_str], given_str, use_cache=use_cache)
-            parsed.append(result.file)
-            diagnostics.extend(result.diagnostics)
+            items.append((given_str, texts[given_str]))
             count += 1
             continue
         path = Path(given)
@@ -118,9 +117,10 @@ def load_rule_set(
                 diagnostics.append(problem)
                 continue
             assert text is not None
-            result = parse_text(text, display, use_cache=use_cache)
-            parsed.append(result.file)
-            diagnostics.extend(result.diagnostics)
+            items.append((display, text))
+    for result in parse_many(items, use_cache=use_cache):
+        parsed.append(result.file)
+        diagnostics.extend(result.diagnostics)
     rule_set = assemble(parsed)
     diagnostics.extend(check_rule_set(rule_set, catalog=catalog))
     diagnostics.sort(key=sort_key)

@@ -11,11 +11,14 @@ import contextlib
 import difflib
 import functools
 import hashlib
+import multiprocessing
 import os
 import pickle
 import re
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -912,32 +915,90 @@ def _content_key(text: str, file: str) -> str:
     return h.hexdigest()
 
 
+def _cache_path(text: str, file: str, use_cache: bool) -> Path | None:
+    folder = cache_dir() if use_cache else None
+    return folder / "ast" / f"{_content_key(text, file)}.pickle" if folder is not None else None
+
+
+def _cache_load(key_path: Path | None) -> ParseResult | None:
+    if key_path is None:
+        return None
+    try:
+        with key_path.open("rb") as fh:
+            cached = pickle.load(fh)
+        return cached if isinstance(cached, ParseResult) else None
+    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError):
+        return None
+
+
+def _cache_store(key_path: Path | None, result: ParseResult) -> None:
+    if key_path is None:
+        return
+    tmp = key_path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as fh:
+            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, key_path)
+    except (OSError, RecursionError, pickle.PicklingError):
+        # too deep to pickle, or no space: not cached, nothing left behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
 def parse_text(text: str, file: str = "<string>", *, use_cache: bool = True) -> ParseResult:
     """Parses one file's text into a RuleFile plus syntax diagnostics (never raises on bad input)."""
-    folder = cache_dir() if use_cache else None
-    key_path: Path | None = None
-    if folder is not None:
-        key_path = folder / "ast" / f"{_content_key(text, file)}.pickle"
-        try:
-            with key_path.open("rb") as fh:
-                cached = pickle.load(fh)
-            if isinstance(cached, ParseResult):
-                return cached
-        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError):
-            pass
+    key_path = _cache_path(text, file, use_cache)
+    cached = _cache_load(key_path)
+    if cached is not None:
+        return cached
     result = _parse_text(text, file)
-    if key_path is not None:
-        tmp = key_path.with_suffix(f".{os.getpid()}.tmp")
-        try:
-            key_path.parent.mkdir(parents=True, exist_ok=True)
-            with tmp.open("wb") as fh:
-                pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, key_path)
-        except (OSError, RecursionError, pickle.PicklingError):
-            # too deep to pickle, or no space: not cached, nothing left behind
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+    _cache_store(key_path, result)
     return result
+
+
+PARALLEL_MIN_BYTES = 256 * 1024
+
+
+def _parse_batch(items: list[tuple[str, str]], use_cache: bool) -> list[ParseResult]:
+    return [parse_text(text, name, use_cache=use_cache) for name, text in items]
+
+
+def parse_many(items: list[tuple[str, str]], *, use_cache: bool = True) -> list[ParseResult]:
+    """Parses many files, (name, text) in order. A large cold rule set is split with one forked helper
+    process, so both cores parse; cached files are loaded, not parsed."""
+    results: list[ParseResult | None] = [None] * len(items)
+    misses: list[int] = []
+    for index, (name, text) in enumerate(items):
+        cached = _cache_load(_cache_path(text, name, use_cache))
+        if cached is not None:
+            results[index] = cached
+        else:
+            misses.append(index)
+    size = sum(len(items[i][1]) for i in misses)
+    parallel = (
+        len(misses) >= 4
+        and size >= PARALLEL_MIN_BYTES
+        and (os.cpu_count() or 1) > 1
+        and threading.active_count() == 1
+        and "fork" in multiprocessing.get_all_start_methods()
+    )
+    if parallel:
+        get_parser()  # built once, before the fork, so the helper inherits it
+        theirs, mine = misses[1::2], misses[0::2]
+        try:
+            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
+                future = pool.submit(_parse_batch, [items[i] for i in theirs], use_cache)
+                for index in mine:
+                    results[index] = parse_text(items[index][1], items[index][0], use_cache=use_cache)
+                for index, result in zip(theirs, future.result(), strict=True):
+                    results[index] = result
+        except (OSError, BrokenProcessPool, RecursionError, pickle.PicklingError):
+            pass  # the helper could not run or answer: the rest is parsed here
+    for index in misses:
+        if results[index] is None:
+            results[index] = parse_text(items[index][1], items[index][0], use_cache=use_cache)
+    return [r for r in results if r is not None]
 
 
 def iter_rule_files(path: Path) -> Iterator[Path]:
