@@ -8,6 +8,7 @@ are cached by content hash so that an unchanged rule set is not parsed again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import functools
 import hashlib
@@ -354,7 +355,10 @@ class _Builder(Transformer[Token, Any]):
 
     def group(self, children: list[Any]) -> Any:
         inner = self._nodes(children)[0]
+        if hasattr(inner, "span"):
+            inner = dataclasses.replace(inner, span=self._span(children))  # the span includes the parentheses
         _GROUPED.add(id(inner))
+        _KEEP.append(inner)  # ids stay unique while the parse lasts
         return inner
 
     def member_of(self, children: list[Any]) -> ast.MembershipFilter:
@@ -495,6 +499,7 @@ class _Builder(Transformer[Token, Any]):
 # Parenthesised sub-expressions are not flattened into their parent `and`/`or`, so that the
 # formatter can keep the author's grouping (the meaning is the same either way).
 _GROUPED: set[int] = set()
+_KEEP: list[Any] = []
 
 
 def _grouped(node: object) -> bool:
@@ -850,6 +855,7 @@ def _parse_text(text: str, file: str) -> ParseResult:
         while True:
             _COMMENTS.clear()
             _GROUPED.clear()
+            _KEEP.clear()
             try:
                 result: list[ast.Declaration] = parser.parse(chunk)  # type: ignore[assignment]
                 declarations.extend(result)
@@ -888,6 +894,7 @@ def _parse_text(text: str, file: str) -> ParseResult:
                 diagnostics.append(Diagnostic("error", "syntax", str(error), file, 1, 1))
                 break
         _GROUPED.clear()
+        _KEEP.clear()
     if not diagnostics:
         diagnostics.extend(_glued_words(text, file))
     return ParseResult(ast.RuleFile(file, tuple(declarations), tuple(comments)), tuple(diagnostics))

@@ -464,10 +464,6 @@ def test_spans_after_error_recovery_keep_real_line_numbers() -> None:
     assert fine.triggers[0].span.line == 6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parser.group() drops the parentheses: the span of `(A or B) and C` starts inside the `(`",
-)
 def test_parenthesised_expression_span_includes_the_parenthesis() -> None:
     source = (
         'campaign "A" {\n'
