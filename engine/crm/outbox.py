@@ -22,6 +22,7 @@ from engine.store.store import Store
 log = logging.getLogger("smartcampaign.outbox")
 
 PLACEHOLDER = "~"  # provisional Salesforce ids start with this: "~" + 17 digits
+TRANSIENT_CODES = frozenset({"UNABLE_TO_LOCK_ROW"})
 
 
 @dataclass
@@ -99,6 +100,8 @@ class BatchingCrm:
                 op = _with_person(op, self._to_adapter(op.person_sfdc_id))
             self.queue.append(Queued(op, person_id, campaign_id, previous, self.clock))
             results.append(p.OperationResult.success())
+        if len(self.queue) >= self.batch_size:
+            self.flush()
         return results
 
     def _person(self, sfdc_id: str) -> int | None:
@@ -131,7 +134,24 @@ class BatchingCrm:
             raise
         self.queue = []
         report.calls = getattr(self.adapter, "calls", 0) - calls_before
-        for item, result in zip(queued, results, strict=True):
+        # A record that stayed locked is not refused: it goes back in the queue (with what needs its Lead).
+        again: set[int] = set()
+        waiting_leads: set[str] = set()
+        for number, (item, result) in enumerate(zip(queued, results, strict=True)):
+            if result.code in TRANSIENT_CODES or (
+                isinstance(item.op, (p.AddMember, p.UpdateMemberStatus, p.RemoveMember))
+                and item.op.person_sfdc_id.startswith("pending:")
+                and item.op.person_sfdc_id[len("pending:") :] in waiting_leads
+            ):
+                again.add(number)
+                if isinstance(item.op, p.CreateLead):
+                    waiting_leads.add(item.op.email.lower())
+        refused: list[tuple[Queued, p.OperationResult]] = []
+        for number, (item, result) in enumerate(zip(queued, results, strict=True)):
+            if number in again:
+                self.queue.append(item)
+                report.deferred += 1
+                continue
             report.sent += 1
             if isinstance(item.op, p.CreateLead):
                 self._settle_lead(item, result)
@@ -143,10 +163,29 @@ class BatchingCrm:
                 continue
             report.failed += 1
             report.failures.append((item.op, result))
+            refused.append((item, result))
+        # undo newest first, so the mirror ends as it was before the first refused action
+        for item, _result in reversed(refused):
             self._undo(item)
+        for item, result in refused:
+            self._log_refusal(item, result)
             if self.on_failure is not None:
                 self.on_failure(item, result)
         return report
+
+    def _log_refusal(self, item: Queued, result: p.OperationResult) -> None:
+        """The person's activity log says what Salesforce refused, and why."""
+        if item.person_id is None:
+            return
+        kind = {
+            p.AddMember: "Add to SFDC Campaign",
+            p.UpdateMemberStatus: "Change Status in SFDC Campaign",
+            p.RemoveMember: "Remove from SFDC Campaign",
+        }.get(type(item.op), "Sync Lead to SFDC")
+        campaign = self.store.campaign(item.campaign_id).name if item.campaign_id is not None else None
+        status = getattr(item.op, "status", None)
+        reason = f"Salesforce refused it: {result.message or result.code}"
+        self.store.log_activity(item.person_id, item.at, kind, None, campaign, status, "flow", "error", reason)
 
     def _settle_lead(self, item: Queued, result: p.OperationResult) -> None:
         op = item.op

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ T = TypeVar("T")
 LEAD_PREFIX = "00Q"
 CONTACT_PREFIX = "003"
 LOCK_CODE = "UNABLE_TO_LOCK_ROW"
+MALFORMED_ID = "MALFORMED_ID"
+ID_RE = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 LIMIT_RE = re.compile(r"api-usage=(\d+)/(\d+)")
 
 
@@ -215,19 +218,27 @@ class SalesforceAdapter:
     def _can_login_again(self) -> bool:
         return self.settings.auth_method in ("password", "client_credentials")
 
-    def call(self, what: str, fn: Callable[[Salesforce], T]) -> T:
-        """One API call with retries: backoff on transient failures, one new login on an expired session."""
+    def call(self, what: str, fn: Callable[[Salesforce], T], *, retry: bool = True) -> T:
+        """One API call with retries: backoff on transient failures, one new login on an expired session.
+
+        `retry=False` is for calls that are not idempotent (creating Leads): the caller looks again first.
+        """
         relogged = False
         retrying = Retrying(
             retry=retry_if_exception(_transient),
-            stop=stop_after_attempt(self.settings.max_retries),
+            stop=stop_after_attempt(self.settings.max_retries if retry else 1),
             wait=wait_exponential(multiplier=0.05, max=2.0),
-            sleep=self._sleep or __import__("time").sleep,
+            sleep=self._sleep or time.sleep,
             reraise=True,
         )
         while True:
             try:
                 return retrying(fn, self.connect())
+            except SalesforceAuthenticationFailed:
+                self._sf = None
+                raise AuthenticationError(
+                    f"Salesforce refused the login ({what}) for {self.settings.describe()}"
+                ) from None
             except SalesforceExpiredSession:
                 if relogged or not self._can_login_again():
                     raise AuthenticationError(
@@ -255,9 +266,10 @@ class SalesforceAdapter:
         return list(result.get("records", []))
 
     def campaign_statuses(self, campaign_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
-        """Member status labels per campaign id (cached); a campaign without any is unknown."""
+        """Member status labels per campaign id, read once per `execute` (never a stale cache: a status
+        deleted in Salesforce must not be written, or Salesforce would put the default in its place)."""
         campaign_ids = list(campaign_ids)
-        wanted = [cid for cid in dict.fromkeys(campaign_ids) if cid not in self._statuses]
+        wanted = [cid for cid in dict.fromkeys(campaign_ids) if _valid_id(cid) and cid[:15] not in self._statuses]
         for chunk in _chunks(wanted, 200):
             rows = self.query_all(
                 format_soql(
@@ -268,25 +280,24 @@ class SalesforceAdapter:
             )
             found: dict[str, list[str]] = defaultdict(list)
             for row in rows:
-                found[str(row["CampaignId"])].append(str(row["Label"]))
+                found[str(row["CampaignId"])[:15]].append(str(row["Label"]))
             for cid in chunk:
-                self._statuses[cid] = tuple(found.get(cid, ()))
-                for key in (cid[:15],):
-                    self._statuses.setdefault(key, self._statuses[cid])
-        return {cid: self._statuses.get(cid, ()) for cid in campaign_ids}
+                self._statuses[cid[:15]] = tuple(found.get(cid[:15], ()))
+        return {cid: self._statuses.get(cid[:15], ()) for cid in campaign_ids}
 
     def forget_statuses(self, campaign_id: str | None = None) -> None:
         if campaign_id is None:
             self._statuses.clear()
         else:
-            self._statuses.pop(campaign_id, None)
+            self._statuses.pop(campaign_id[:15], None)
 
     def _members(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str]]:
         """(person id, campaign id) -> (CampaignMember id, status) for those that exist."""
         found: dict[tuple[str, str], tuple[str, str]] = {}
         by_campaign: dict[str, list[str]] = defaultdict(list)
         for person, campaign in pairs:
-            by_campaign[campaign].append(person)
+            if _valid_id(person) and _valid_id(campaign):
+                by_campaign[campaign].append(person)
         for campaign, persons in by_campaign.items():
             for chunk in _chunks(list(dict.fromkeys(persons)), 200):
                 rows = self.query_all(
@@ -298,12 +309,13 @@ class SalesforceAdapter:
                     )
                 )
                 for row in rows:
-                    member_of = row.get("LeadId") or row.get("ContactId")
-                    found[(str(member_of), campaign)] = (str(row["Id"]), str(row.get("Status")))
+                    member_of = str(row.get("LeadId") or row.get("ContactId"))
+                    found[(member_of[:15], campaign[:15])] = (str(row["Id"]), str(row.get("Status")))
         return found
 
     # ------------------------------------------------------------------------------ execute
     def execute(self, operations: Sequence[p.Operation]) -> list[p.OperationResult]:
+        self._statuses.clear()
         results: list[p.OperationResult | None] = [None] * len(operations)
         created: dict[str, str] = {}  # email -> Lead id, for `pending:` person ids in the same batch
         for wave in _waves(operations):
@@ -336,39 +348,55 @@ class SalesforceAdapter:
                 )
             else:
                 todo.append((index, op))
-        emails = list(dict.fromkeys(op.email.lower() for _, op in todo))
-        existing: dict[str, str] = {}
-        for chunk in _chunks(emails, 200):
-            for row in self.query_all(format_soql("SELECT Id, Email FROM Lead WHERE Email IN {e}", e=list(chunk))):
-                existing.setdefault(str(row.get("Email") or "").lower(), str(row["Id"]))
-        records: list[tuple[int, p.CreateLead]] = []
-        for index, op in todo:
-            known = existing.get(op.email.lower()) or created.get(op.email.lower())
-            if known:
-                created[op.email.lower()] = known
-                results[index] = p.OperationResult.success(known)
-            else:
-                records.append((index, op))
-        self._collection_post(
-            "Lead",
-            [
-                (
-                    index,
-                    {
-                        "Email": op.email,
-                        "LastName": op.last_name,
-                        "Company": op.company,
-                        **({"FirstName": op.first_name} if op.first_name else {}),
-                    },
+        # A create that timed out may have been done: look the emails up again before every attempt, so a
+        # retry never makes a second Lead.
+        pending = todo
+        for attempt in range(self.settings.max_retries):
+            if not pending:
+                break
+            emails = list(dict.fromkeys(op.email.lower() for _, op in pending))
+            existing: dict[str, str] = {}
+            for chunk in _chunks(emails, 200):
+                soql = format_soql("SELECT Id, Email FROM Lead WHERE Email IN {e}", e=list(chunk))
+                for row in self.query_all(soql):
+                    existing.setdefault(str(row.get("Email") or "").lower(), str(row["Id"]))
+            records: list[tuple[int, p.CreateLead]] = []
+            for index, op in pending:
+                known = existing.get(op.email.lower()) or created.get(op.email.lower())
+                if known:
+                    created[op.email.lower()] = known
+                    results[index] = p.OperationResult.success(known)
+                else:
+                    records.append((index, op))
+            try:
+                self._collection_post(
+                    "Lead",
+                    [
+                        (
+                            index,
+                            {
+                                "Email": op.email,
+                                "LastName": op.last_name,
+                                "Company": op.company,
+                                **({"FirstName": op.first_name} if op.first_name else {}),
+                            },
+                        )
+                        for index, op in records
+                    ],
+                    results,
+                    retry=False,
                 )
-                for index, op in records
-            ],
-            results,
-        )
-        for index, op in records:
-            result = results[index]
-            if result is not None and result.ok and result.id:
-                created[op.email.lower()] = result.id
+            except SalesforceUnavailable:
+                if attempt + 1 >= self.settings.max_retries:
+                    raise
+                self._backoff(attempt)
+                pending = records
+                continue
+            pending = []
+            for index, op in records:
+                result = results[index]
+                if result is not None and result.ok and result.id:
+                    created[op.email.lower()] = result.id
 
     def _add_members(
         self,
@@ -386,6 +414,8 @@ class SalesforceAdapter:
                 results[index] = problem
             elif person is None:
                 results[index] = p.OperationResult.failure(p.UNKNOWN_PERSON, "the Lead could not be created")
+            elif not _valid_id(person):
+                results[index] = p.OperationResult.failure(MALFORMED_ID, f"malformed Lead or Contact id {person!r}")
             else:
                 field = "ContactId" if person.startswith(CONTACT_PREFIX) else "LeadId"
                 records.append((index, {"CampaignId": op.campaign_sfdc_id, field: person, "Status": op.status}))
@@ -412,8 +442,10 @@ class SalesforceAdapter:
         members = self._members([(person, op.campaign_sfdc_id) for _, op, person in wanted])
         records: list[tuple[int, dict[str, Any]]] = []
         for index, op, person in wanted:
-            member = members.get((person, op.campaign_sfdc_id))
-            if member is None:
+            member = members.get((person[:15], op.campaign_sfdc_id[:15]))
+            if not _valid_id(person):
+                results[index] = p.OperationResult.failure(MALFORMED_ID, f"malformed Lead or Contact id {person!r}")
+            elif member is None:
                 results[index] = p.OperationResult.failure(p.NOT_A_MEMBER, "not a campaign member")
             elif member[1] == op.status:
                 results[index] = p.OperationResult.success(member[0])
@@ -437,8 +469,10 @@ class SalesforceAdapter:
         members = self._members([(person, op.campaign_sfdc_id) for _, op, person in wanted if person])
         ids: list[tuple[int, str]] = []
         for index, op, person in wanted:
-            member = members.get((person, op.campaign_sfdc_id))
-            if member is None:
+            member = members.get((person[:15], op.campaign_sfdc_id[:15]))
+            if not _valid_id(person) or not _valid_id(op.campaign_sfdc_id):
+                results[index] = p.OperationResult.failure(MALFORMED_ID, "malformed Salesforce id")
+            elif member is None:
                 results[index] = p.OperationResult.failure(p.NOT_A_MEMBER, "not a campaign member")
             else:
                 ids.append((index, member[0]))
@@ -541,43 +575,59 @@ class SalesforceAdapter:
     }
 
     # ------------------------------------------------------------------------------ collections
+    def _backoff(self, attempt: int) -> None:
+        delay = min(0.05 * (2**attempt), 2.0)
+        (self._sleep or time.sleep)(delay)
+
     def _collection_post(
-        self, sobject: str, records: list[tuple[int, dict[str, Any]]], results: list[p.OperationResult | None]
+        self,
+        sobject: str,
+        records: list[tuple[int, dict[str, Any]]],
+        results: list[p.OperationResult | None],
+        *,
+        retry: bool = True,
     ) -> None:
         payload = [(index, {"attributes": {"type": sobject}, **fields}) for index, fields in records]
-        self._collection_write("POST", payload, results)
+        self._collection_write("POST", payload, results, retry=retry)
 
     def _collection_write(
-        self, method: str, records: list[tuple[int, dict[str, Any]]], results: list[p.OperationResult | None]
+        self,
+        method: str,
+        records: list[tuple[int, dict[str, Any]]],
+        results: list[p.OperationResult | None],
+        *,
+        retry: bool = True,
     ) -> None:
         pending = records
-        for _attempt in range(self.settings.max_retries):
+        for attempt in range(self.settings.max_retries):
             if not pending:
                 return
-            retry: list[tuple[int, dict[str, Any]]] = []
+            if attempt:
+                self._backoff(attempt - 1)
+            locked: list[tuple[int, dict[str, Any]]] = []
             for chunk in _chunks(pending, self.settings.batch_size):
                 body = {"allOrNone": False, "records": [fields for _, fields in chunk]}
-                answer: Any = self.call(f"composite/sobjects {method}", _restful(method, body=body))
+                answer: Any = self.call(f"composite/sobjects {method}", _restful(method, body=body), retry=retry)
                 for (index, fields), result in zip(chunk, answer or [], strict=False):
                     if result.get("success"):
                         results[index] = p.OperationResult.success(result.get("id") or fields.get("id"))
                         continue
                     code, message = _record_error(result)
                     if code == LOCK_CODE:
-                        retry.append((index, fields))
+                        locked.append((index, fields))
                     else:
                         results[index] = _map_failure(code, message)
-            pending = retry
-            if retry and self._sleep is not None:
-                self._sleep(0.05)
+            pending = locked
         for index, _ in pending:
             results[index] = p.OperationResult.failure(LOCK_CODE, "the record stayed locked: try again later")
 
     def _collection_delete(self, ids: list[tuple[int, str]], results: list[p.OperationResult | None]) -> None:
         pending = ids
-        for _attempt in range(self.settings.max_retries):
+        for attempt in range(self.settings.max_retries):
             if not pending:
                 return
+            if attempt:
+                self._backoff(attempt - 1)
             retry: list[tuple[int, str]] = []
             for chunk in _chunks(pending, self.settings.batch_size):
                 params = {"ids": ",".join(record_id for _, record_id in chunk), "allOrNone": "false"}
@@ -607,11 +657,17 @@ def _restful(
     return send
 
 
+def _valid_id(value: str) -> bool:
+    return bool(ID_RE.match(value))
+
+
 def _map_failure(code: str, message: str) -> p.OperationResult:
     return p.OperationResult.failure(code, f"{code}: {message}" if message else code)
 
 
 def _status_problem(campaign_id: str, status: str, statuses: dict[str, tuple[str, ...]]) -> p.OperationResult | None:
+    if not _valid_id(campaign_id):
+        return p.OperationResult.failure(MALFORMED_ID, f"malformed campaign id {campaign_id!r}")
     labels = statuses.get(campaign_id, ())
     if not labels:
         return p.OperationResult.failure(p.UNKNOWN_CAMPAIGN, f"no SFDC campaign {campaign_id} (or it has no statuses)")
