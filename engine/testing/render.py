@@ -111,7 +111,7 @@ def render_step(step: Mapping[str, Any]) -> str:
     if detail:
         text += f" ({detail})"
     if action == "choice" and step.get("branch") is not None:
-        text += f" -> branch {int(step['branch']) + 1}"
+        text += f" -> branch {int(step['branch'])}"
     if extras:
         text += " [" + ", ".join(extras) + "]"
     return text

@@ -81,7 +81,7 @@ RUNS: list[dict[str, Any]] = [
                 "detail": "added",
                 "at": "2026-11-03T09:00:00Z",
             },
-            {"action": "choice", "outcome": "done", "detail": "else", "branch": 1, "at": "2026-11-03T09:00:00Z"},
+            {"action": "choice", "outcome": "done", "detail": "else", "branch": 2, "at": "2026-11-03T09:00:00Z"},
             {"action": "wait", "outcome": "done", "detail": "until 2026-11-05T09:00:00Z", "at": "2026-11-03T09:00:00Z"},
             {
                 "action": "change_status_in_sfdc_campaign",
