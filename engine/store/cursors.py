@@ -6,7 +6,8 @@
 - `member_ids`: CampaignMember id -> (person, campaign, SystemModstamp) for every member the poller has seen,
   so that a deletion (getDeleted answers ids only) can be turned into "person P is not a member of campaign
   C", and so that a member read again in the overlap window with the same SystemModstamp is skipped.
-  One row per (person, campaign): a member deleted and added again replaces its earlier id.
+  One row per (person, campaign): a member deleted and added again replaces its earlier id. A deleted member
+  keeps a tombstone (`modstamp` = `deleted:<date>`) until its deletion is out of the overlap window.
 
 The tables live on `engine.store.schema.metadata` but the store does not import this module, so
 `ensure_tables` creates them in an existing store when missing (`CREATE TABLE` inside the open transaction).
@@ -61,6 +62,9 @@ def all_cursors(store: Store) -> dict[str, str]:
     return {str(name): str(value) for name, value in store.fetchall("SELECT name, value FROM cursors ORDER BY name")}
 
 
+TOMBSTONE = "deleted:"
+
+
 class MemberIds:
     """CampaignMember id <-> (person id, campaign id) and the SystemModstamp last seen, written through."""
 
@@ -68,7 +72,8 @@ class MemberIds:
         self.store = store
 
     def lookup(self, member_id: str) -> tuple[int, int, str] | None:
-        """(person id, campaign id, SystemModstamp) of a member seen before."""
+        """(person id, campaign id, SystemModstamp) of a member seen before; the SystemModstamp of a deleted one
+        is `deleted:` and the deletion's date."""
         row = self.store.fetchone(
             "SELECT person_id, campaign_id, modstamp FROM member_ids WHERE member_id = ?", (member_id,)
         )
@@ -91,8 +96,17 @@ class MemberIds:
             (member_id, person_id, campaign_id, modstamp),
         )
 
-    def forget(self, member_id: str) -> None:
-        self.store.execute("DELETE FROM member_ids WHERE member_id = ?", (member_id,))
+    def bury(self, member_id: str, deleted_at: str) -> None:
+        """The member was deleted: keep a tombstone, so that the same deletion read again is known as done."""
+        self.store.execute(
+            "UPDATE member_ids SET modstamp = ? WHERE member_id = ?", (TOMBSTONE + deleted_at, member_id)
+        )
+
+    def prune(self, before: str) -> None:
+        """Forgets tombstones of deletions before `before` (a Salesforce date-time, same format)."""
+        self.store.execute(
+            "DELETE FROM member_ids WHERE modstamp LIKE ? AND modstamp < ?", (TOMBSTONE + "%", TOMBSTONE + before)
+        )
 
     def replace_all(self, rows: Iterable[tuple[str, int, int, str]]) -> None:
         """The whole mapping at once (after a full resync); one row per (person, campaign), the last one wins."""
