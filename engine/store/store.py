@@ -349,6 +349,14 @@ class Store:
         self._campaigns_by_name.clear()
         self._campaigns_by_sfdc.clear()
 
+    def rename_campaign(self, campaign_id: int, name: str) -> None:
+        """A campaign renamed in Salesforce: the mirror follows (names are how rules refer to campaigns)."""
+        self.execute("UPDATE campaigns SET name = ? WHERE id = ?", (name, campaign_id))
+        self._campaigns_loaded = False
+        self._campaigns_by_id.clear()
+        self._campaigns_by_name.clear()
+        self._campaigns_by_sfdc.clear()
+
     def set_campaign_fields(self, campaign_id: int, ctype: str | None, actual_cost: float | None) -> None:
         self.execute("UPDATE campaigns SET type = ?, actual_cost = ? WHERE id = ?", (ctype, actual_cost, campaign_id))
         self._campaigns_loaded = False

@@ -407,9 +407,7 @@ class Poller:
                     f'that name: the mirror keeps "{info.name}"'
                 )
             else:
-                # the store has no rename: one UPDATE, then the store forgets its cached campaigns
-                store.execute("UPDATE campaigns SET name = ? WHERE id = ?", (name, info.id))
-                store.clear_caches()
+                store.rename_campaign(info.id, name)
                 changed = True
         if info.type != ctype or info.actual_cost != cost:
             store.set_campaign_fields(info.id, ctype, cost)
