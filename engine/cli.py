@@ -388,11 +388,9 @@ def _register_optional_commands() -> None:
     """Commands that live beside their rooms (the emulator, Salesforce sync and doctor)."""
     from engine.crm.emulator.cli import emulator_command
 
+    from engine.cli_salesforce import doctor_command, sync_command
+
     cli.add_command(emulator_command, "emulator")
-    try:
-        from engine.cli_salesforce import doctor_command, sync_command
-    except ImportError:  # pragma: no cover - during development only
-        return
     cli.add_command(sync_command, "sync")
     cli.add_command(doctor_command, "doctor")
 
