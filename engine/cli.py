@@ -386,9 +386,8 @@ def explain(
 
 def _register_optional_commands() -> None:
     """Commands that live beside their rooms (the emulator, Salesforce sync and doctor)."""
-    from engine.crm.emulator.cli import emulator_command
-
     from engine.cli_salesforce import doctor_command, sync_command
+    from engine.crm.emulator.cli import emulator_command
 
     cli.add_command(emulator_command, "emulator")
     cli.add_command(sync_command, "sync")
