@@ -134,7 +134,7 @@ def _resolve(path: PathLike, base: Path | None) -> Path:
     given = Path(path)
     if given.is_absolute() or base is None:
         return given
-    return base / given
+    return Path(os.path.normpath(base / given))  # `tests/../rules` reads as `rules` in messages and coverage
 
 
 def coerce_world(world: WorldInput, base: Path | None = None) -> World:
