@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -61,7 +62,7 @@ class RuleLoader:
     def __call__(self, path: str | Path) -> PytestCampaignRules:
         __tracebackhide__ = True
         given = Path(path)
-        resolved = (given if given.is_absolute() else self.base / given).absolute()
+        resolved = Path(os.path.normpath((given if given.is_absolute() else self.base / given).absolute()))
         if not resolved.exists():
             pytest.fail(f"campaign_rules: {path}: no such rule file or folder (looked for {resolved})", pytrace=False)
         files = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in iter_rule_files(resolved))
