@@ -221,7 +221,10 @@ class Poller:
                 report, None if report.resync else campaign_cursor, None if report.resync else status_cursor
             )
             if self.interpreter is not None:
+                # programs whose campaign appeared or was fixed are linked; Type and Actual Cost changed in
+                # Salesforce are put back (program to campaign, one way)
                 self.interpreter.programs.link_all()
+                self.interpreter.programs.refresh_fields()
             rows = self._read_members(None if report.resync else member_cursor)
             report.members_seen = len(rows)
             if report.resync:
