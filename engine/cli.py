@@ -385,13 +385,17 @@ def explain(
 
 
 def _register_optional_commands() -> None:
-    """Commands that live beside their rooms (the emulator, Salesforce sync and doctor)."""
+    """Commands that live beside their rooms (emulator, Salesforce sync and doctor, the service)."""
     from engine.cli_salesforce import doctor_command, sync_command
     from engine.crm.emulator.cli import emulator_command
+    from engine.service.cli import db_command, serve_command, worker_command
 
     cli.add_command(emulator_command, "emulator")
     cli.add_command(sync_command, "sync")
     cli.add_command(doctor_command, "doctor")
+    cli.add_command(serve_command, "serve")
+    cli.add_command(worker_command, "worker")
+    cli.add_command(db_command, "db")
 
 
 _register_optional_commands()

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from engine.model.settings import EngineSettings, SalesforceSettings
+if TYPE_CHECKING:  # settings load pydantic-settings: only when a command runs, not for `--help`
+    from engine.model.settings import EngineSettings, SalesforceSettings
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 DEFAULT_DB = "sqlite:///smartcampaign.db"
@@ -148,7 +149,7 @@ def _print_report(report: Any, output_format: str) -> None:
             console.print(f"  ... and {report.problems_total - len(report.problems)} more (see the log)")
 
 
-def _load_rules(path: str) -> Any:
+def _load_rules(path: str, outcome: str = "nothing was synced") -> Any:
     from engine.language.loader import RuleSetNotFound, load_rule_set
 
     try:
@@ -160,7 +161,7 @@ def _load_rules(path: str) -> Any:
         from engine.language.diagnostics import render_all
 
         click.echo(render_all(errors, loaded.sources), err=True)
-        raise _Stop(EXIT_USAGE, f"the rules in {path} have {len(errors)} error(s): nothing was synced")
+        raise _Stop(EXIT_USAGE, f"the rules in {path} have {len(errors)} error(s): {outcome}")
     return loaded.rule_set
 
 
@@ -319,14 +320,20 @@ def _print_checks(checks: list[Any], output_format: str) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="A settings file (.env format: SMARTCAMPAIGN_SFDC_*, SMARTCAMPAIGN_*); the environment wins over it.",
 )
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(),
+    help="A .campaign file or folder: also check that each synced program's campaign has the channel's statuses.",
+)
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def doctor_command(settings_file: str | None, output_format: str) -> None:
+def doctor_command(settings_file: str | None, rules_path: str | None, output_format: str) -> None:
     """Check the Salesforce set-up campaign sync needs, and say how to fix what is wrong.
 
     \b
     Checks: Salesforce reachable and authenticated; API calls left today; the sync user is a Marketing User;
-    it may create and edit Campaigns and CampaignMembers; campaign sync is enabled in the settings.
-    Exit 1 when a check fails.
+    it may create and edit Campaigns and CampaignMembers; campaign sync is enabled in the settings; with
+    --rules, the member statuses of every synced program's campaign match its channel. Exit 1 when a check fails.
     """
     settings: list[SalesforceSettings] = []
     with _guard("doctor", lambda: settings[0] if settings else None):
@@ -335,9 +342,10 @@ def doctor_command(settings_file: str | None, output_format: str) -> None:
         from engine.crm.doctor import run_doctor
         from engine.crm.salesforce import SalesforceAdapter
 
+        rule_set = _load_rules(rules_path, "nothing was checked") if rules_path else None
         checks = [
             replace(check, detail=redact(check.detail, salesforce), fix=redact(check.fix, salesforce))
-            for check in run_doctor(SalesforceAdapter(salesforce), engine)
+            for check in run_doctor(SalesforceAdapter(salesforce), engine, rule_set)
         ]
         _print_checks(checks, output_format)
         if not all(check.ok for check in checks):

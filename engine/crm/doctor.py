@@ -12,6 +12,8 @@ Checks, in order (a failed connection skips the Salesforce checks after it):
 4. The user may create and edit Campaigns (`sobjects/Campaign/describe`: `createable`, `updateable`).
 5. The user may create and edit CampaignMembers (`sobjects/CampaignMember/describe`).
 6. Campaign sync is turned on in the engine's settings (`SMARTCAMPAIGN_CAMPAIGN_SYNC`).
+7. With a rule set (`doctor --rules`): every synced program's campaign has exactly the channel's member statuses,
+   or no members (the sync makes an empty campaign match).
 
 Messages never carry a credential: the adapter's errors name the org and user, not tokens or passwords.
 """
@@ -19,7 +21,7 @@ Messages never carry a credential: the adapter's errors name the org and user, n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
@@ -27,6 +29,9 @@ from simple_salesforce.format import format_soql
 
 from engine.crm.salesforce import AuthenticationError, QuotaExceeded, SalesforceAdapter, SalesforceUnavailable
 from engine.model.settings import EngineSettings, SalesforceSettings
+
+if TYPE_CHECKING:
+    from engine.language import ast
 
 Status = Literal["pass", "warn", "fail", "skip"]
 
@@ -39,6 +44,7 @@ MARKETING_USER = "Sync user is a Marketing User"
 CAMPAIGN_ACCESS = "User may create and edit Campaigns"
 MEMBER_ACCESS = "User may create and edit CampaignMembers"
 CAMPAIGN_SYNC = "Campaign sync enabled in the settings"
+PROGRAM_STATUSES = "Program sync statuses match"
 
 
 @dataclass(frozen=True)
@@ -99,8 +105,10 @@ def _skipped(name: str, why: str) -> Check:
     return Check(name, "skip", f"not checked: {why}", "fix the checks above first")
 
 
-def run_doctor(adapter: SalesforceAdapter, engine_settings: EngineSettings) -> list[Check]:
-    """Every check, in order."""
+def run_doctor(
+    adapter: SalesforceAdapter, engine_settings: EngineSettings, rule_set: ast.RuleSet | None = None
+) -> list[Check]:
+    """Every check, in order (the program sync check only with a rule set)."""
     settings = adapter.settings
     checks: list[Check] = []
     salesforce_names = (API_CALLS, MARKETING_USER, CAMPAIGN_ACCESS, MEMBER_ACCESS)
@@ -135,6 +143,12 @@ def run_doctor(adapter: SalesforceAdapter, engine_settings: EngineSettings) -> l
         checks.append(_access(adapter, "Campaign", CAMPAIGN_ACCESS, user, needs_marketing=True))
         checks.append(_access(adapter, "CampaignMember", MEMBER_ACCESS, user, needs_marketing=False))
     checks.append(_campaign_sync(engine_settings))
+    if rule_set is not None:
+        checks.append(
+            _program_statuses(adapter, rule_set, engine_settings)
+            if limits is not None
+            else _skipped(PROGRAM_STATUSES, "Salesforce cannot be read")
+        )
     return checks
 
 
@@ -247,3 +261,95 @@ def _campaign_sync(engine_settings: EngineSettings) -> Check:
         "campaign_sync = false: the engine does not read Salesforce campaigns",
         "set SMARTCAMPAIGN_CAMPAIGN_SYNC=true (in the environment or the settings file)",
     )
+
+
+PROGRAM_STATUSES_FIX = "rename or remove statuses so both sides match"
+
+
+def _program_statuses(adapter: SalesforceAdapter, rule_set: ast.RuleSet, engine_settings: EngineSettings) -> Check:
+    """Each synced program's campaign: its CampaignMemberStatus labels against the channel's statuses, and whether
+    it has members. A mismatch with members present stops that program's sync (the engine logs the same message
+    every cycle): a fail. A campaign without members is made to match at the first link: a pass."""
+    synced = [p for p in rule_set.programs if p.sync_with is not None and p.sync_with.is_single]
+    if not synced:
+        return Check(PROGRAM_STATUSES, "pass", "no program syncs with an SFDC campaign")
+    if not engine_settings.campaign_sync:
+        return Check(PROGRAM_STATUSES, "skip", "not checked: campaign sync is turned off in the settings")
+    disabled = set(engine_settings.sync_disabled_programs)
+    off = [f'"{p.name}"' for p in synced if p.name in disabled]
+    off_note = f"; sync turned off for {', '.join(off)}" if off else ""
+    problems: list[str] = []
+    fixes: list[str] = []
+    notes: list[str] = []
+    try:
+        for program in synced:
+            if program.name in disabled:
+                continue
+            problem, fix, note = _program_campaign(adapter, rule_set, program)
+            if problem:
+                problems.append(problem)
+                if fix not in fixes:
+                    fixes.append(fix)
+            else:
+                notes.append(note)
+    except SalesforceUnavailable as error:
+        return Check(PROGRAM_STATUSES, "fail", str(error), "run doctor again once Salesforce answers")
+    except SalesforceError as error:
+        return Check(
+            PROGRAM_STATUSES,
+            "fail",
+            f"reading campaigns and their member statuses: {_salesforce_error(error)}",
+            "give the sync user Read on Campaigns, Campaign Member Statuses and Campaign Members",
+        )
+    if problems:
+        return Check(PROGRAM_STATUSES, "fail", " ".join(problems) + off_note, "; ".join(fixes))
+    return Check(PROGRAM_STATUSES, "pass", ("; ".join(notes) or "nothing to check") + off_note)
+
+
+def _program_campaign(adapter: SalesforceAdapter, rule_set: ast.RuleSet, program: ast.Program) -> tuple[str, str, str]:
+    """(problem, fix, "") when `program` cannot sync with its campaign, else ("", "", what passed)."""
+    from engine.language.checks import status_mismatch
+    from engine.sync.programs import ordered_statuses
+
+    ref = program.sync_with
+    assert ref is not None
+    channel = rule_set.channel(program.channel or "")
+    if channel is None:
+        return (
+            f'program "{program.name}" cannot sync: unknown channel "{program.channel}".',
+            f'give program "{program.name}" a channel the rules declare',
+            "",
+        )
+    field = "Name" if ref.kind == "name" else "Id"
+    soql = format_soql(
+        f"SELECT Id, Name FROM Campaign WHERE {field} = {{value}} ORDER BY CreatedDate LIMIT 1", value=ref.values[0]
+    )
+    rows = adapter.query_all(soql)
+    if not rows:
+        return (
+            f'program "{program.name}" cannot sync: no {ref.describe()} in Salesforce.',
+            f'create the campaign in Salesforce, or correct `sync with` in program "{program.name}"',
+            "",
+        )
+    campaign_id, campaign_name = str(rows[0]["Id"]), str(rows[0].get("Name") or "")
+    soql = format_soql(
+        "SELECT Label, SortOrder FROM CampaignMemberStatus WHERE CampaignId = {cid} ORDER BY SortOrder", cid=campaign_id
+    )
+    labels = tuple(str(row["Label"]) for row in adapter.query_all(soql))
+    wanted = tuple(status.name for status in ordered_statuses(channel))
+    mismatch = status_mismatch(program.name, campaign_name, wanted, labels)
+    if mismatch is None:
+        return "", "", f'"{program.name}" and "{campaign_name}" have the same statuses'
+    members = _member_count(adapter, campaign_id)
+    if members:
+        return f"{mismatch} ({members:,} member{'' if members == 1 else 's'})", PROGRAM_STATUSES_FIX, ""
+    return "", "", f'"{campaign_name}" has no members: the sync makes its statuses match "{program.name}"'
+
+
+def _member_count(adapter: SalesforceAdapter, campaign_id: str) -> int:
+    soql = format_soql("SELECT COUNT() FROM CampaignMember WHERE CampaignId = {cid}", cid=campaign_id)
+
+    def count(sf: Salesforce) -> int:
+        return int(sf.query(soql).get("totalSize") or 0)
+
+    return adapter.call("count CampaignMembers", count)

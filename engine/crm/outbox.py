@@ -69,8 +69,11 @@ class BatchingCrm:
         known = self._by_email.get(email.lower())
         if known is not None:
             return known
-        placeholder = f"{PLACEHOLDER}{self._next:017d}"
+        # the person's row id: unique in the store, so placeholders never collide across processes
+        person = self.store.person(email)
+        number = person.id if person is not None else -self._next
         self._next += 1
+        placeholder = f"{PLACEHOLDER}{number:017d}"
         self._placeholders[placeholder] = email.lower()
         self._by_email[email.lower()] = placeholder
         return placeholder

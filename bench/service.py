@@ -1,0 +1,520 @@
+"""Benchmark the service: change-to-action latency (P7), worker scale-out (P8) and sustained intake.
+
+Everything runs on this machine: `smartcampaign serve` / `worker` as real processes (`python -m engine.service`)
+on the local PostgreSQL (a fresh schema per scenario, dropped afterwards), the Salesforce emulator over HTTPS in
+this process's background thread.
+
+- P7 push, local org: one `POST /events` at a time, 20 a second, each a sign-up of a new person that runs one
+  smart campaign whose flow adds the person to "Nurture". Latency = the inbox row's `processed_at` (the worker
+  commits the action in that same transaction) minus the moment the request was sent.
+- P7 push, Salesforce: the same against the emulator (`--crm salesforce`); the action has happened when its
+  outbox row is marked sent, after Salesforce answered.
+- P7 poll: `--crm salesforce --poll-interval 10`; the bench adds people to the "Signups" campaign directly in
+  the emulator at random moments over 40 s; latency = the Nurture membership's outbox row marked sent minus the
+  moment of the change in Salesforce. Goal p95 < 20 s (the interval plus the work).
+- P8: the same 16,000 events (1,600 persons x 10 status changes, each one run and one action) processed by 1
+  worker, by 2, by 2 again and by 1 again, each time on a fresh schema (best of each pair); the rate is measured
+  over the window in which all workers were busy (from the `processed_at` times). Also checked: no event
+  processed twice (runs = events) and each person's runs in the order of their events.
+- Intake: 1,000 events/s for 60 s (10 requests of 100 events a second, from 4 client threads) into `serve`
+  (one in-process worker); every event answered 202 must be in the inbox, none twice.
+
+Run with `.venv/bin/python bench/service.py` from the project root (`--quick` for a short smoke run). Prints
+figures, never asserts timings; exits non-zero only when a workload lost or duplicated something.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PG = os.environ.get("SMARTCAMPAIGN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+TOKEN = "bench-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+RULES = """
+campaign "Track" {
+    trigger added to sfdc campaign "Stream"
+    trigger status changed in sfdc campaign "Stream"
+    qualify every time
+    flow {
+        change status in sfdc campaign "Seen" to "Sent"
+    }
+}
+
+campaign "Welcome" {
+    trigger added to sfdc campaign "Signups"
+    flow {
+        add to sfdc campaign "Nurture" with status "Queued"
+    }
+}
+"""
+
+WORLD = {
+    "now": "2026-01-01T00:00:00Z",
+    "sfdc_campaigns": [
+        {"name": "Stream", "statuses": [f"S{k}" for k in range(10)]},
+        {"name": "Seen", "statuses": ["Sent", "Responded"]},
+        {"name": "Signups", "statuses": ["Signed Up"]},
+        {"name": "Nurture", "statuses": ["Queued", "Active"]},
+    ],
+}
+
+
+# ---------------------------------------------------------------------------------------------- plumbing
+@contextlib.contextmanager
+def pg_schema() -> Iterator[str]:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield PG.replace("postgresql://", "postgresql+psycopg://", 1) + f"?options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(PG, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+class Proc:
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        self.handle = log.open("ab")
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "engine.service", *args],
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=ROOT,
+        )
+
+    def stop(self) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(60)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait(10)
+        finally:
+            self.handle.close()
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    from engine.store.store import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.exec_driver_sql(sql, params).fetchall()]
+    finally:
+        engine.dispose()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(round(q * (len(ordered) - 1)), len(ordered) - 1)
+    return ordered[index]
+
+
+def serve(url: str, work: Path, name: str, *extra: str, env: dict[str, str] | None = None) -> tuple[Proc, str]:
+    port = free_port()
+    args = ["serve", "--rules", str(work / "rules"), "--db", url, "--port", str(port), "--token", TOKEN, *extra]
+    proc = Proc(args, work / f"{name}.log", env)
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"serve exited:\n{proc.text()[-3000:]}")
+        try:
+            return requests.get(f"{base}/readyz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_until(ready, 60, 0.1, "serve to be ready")
+    return proc, base
+
+
+def signup(email: str) -> dict[str, Any]:
+    return {"type": "added_to_sfdc_campaign", "person": email, "campaign": "Signups", "status": "Signed Up"}
+
+
+# ---------------------------------------------------------------------------------------------- P7 push
+def p7_push_local(work: Path, count: int) -> list[float]:
+    with pg_schema() as url:
+        proc, base = serve(url, work, "p7-local", "--world", str(work / "world.json"))
+        session = requests.Session()
+        sent: dict[int, float] = {}
+        try:
+            for n in range(count):
+                t0 = time.time()
+                answer = session.post(f"{base}/events", json=signup(f"push{n:05d}@example.com"), headers=AUTH)
+                assert answer.status_code == 202, answer.text
+                sent[answer.json()["inbox_ids"][0]] = t0
+                time.sleep(max(0.0, 0.05 - (time.time() - t0)))
+            wait_until(lambda: query(url, "SELECT COUNT(*) FROM service_inbox WHERE processed_at IS NULL")[0][0] == 0,
+                       30, 0.1, "the inbox to drain")  # fmt: skip
+        finally:
+            proc.stop()
+        done = dict(query(url, "SELECT id, processed_at FROM service_inbox"))
+        actions = query(url, "SELECT COUNT(*) FROM activity WHERE target = 'Nurture' AND outcome = 'done'")[0][0]
+        if actions != count:
+            raise SystemExit(f"P7 push local: {actions} actions for {count} events")
+        return [float(done[i]) - t0 for i, t0 in sent.items()]
+
+
+def emulator_campaign(sf: Any, name: str, statuses: list[str]) -> str:
+    campaign_id = str(sf.Campaign.create({"Name": name})["id"])
+    for position, label in enumerate(s for s in statuses if s != "Sent"):
+        sf.CampaignMemberStatus.create(
+            {"CampaignId": campaign_id, "Label": label, "SortOrder": 10 + position, "IsDefault": position == 0}
+        )
+    return campaign_id
+
+
+def create_leads(org: Any, emails: list[str]) -> list[str]:
+    session = org.session()
+    ids: list[str] = []
+    for start in range(0, len(emails), 200):
+        records = [{"attributes": {"type": "Lead"}, "LastName": "Bench", "Company": "Acme", "Email": e}
+                   for e in emails[start : start + 200]]  # fmt: skip
+        answer = session.post(
+            f"{org.instance_url}/services/data/v{org.api_version}/composite/sobjects",
+            json={"allOrNone": True, "records": records},
+            headers={"Authorization": f"Bearer {org.token}"},
+            timeout=60,
+        )
+        answer.raise_for_status()
+        ids.extend(str(r["id"]) for r in answer.json())
+    return ids
+
+
+def sf_env(org: Any) -> dict[str, str]:
+    return {
+        "SMARTCAMPAIGN_SFDC_INSTANCE_URL": org.instance_url,
+        "SMARTCAMPAIGN_SFDC_SESSION_ID": org.token,
+        "SMARTCAMPAIGN_SFDC_CA_FILE": org.ca_file,
+    }
+
+
+def p7_push_salesforce(work: Path, org: Any, count: int) -> list[float]:
+    org.reset()
+    sf = org.client()
+    for name, statuses in (("Signups", ["Signed Up"]), ("Nurture", ["Queued", "Active"]), ("Stream", ["S0"]),
+                           ("Seen", ["Sent"])):  # fmt: skip
+        emulator_campaign(sf, name, statuses)
+    emails = [f"push{n:05d}@example.com" for n in range(count)]
+    create_leads(org, emails)
+    with pg_schema() as url:
+        proc, base = serve(url, work, "p7-sf", "--crm", "salesforce", "--poll-interval", "3600", env=sf_env(org))
+        session = requests.Session()
+        sent: dict[int, float] = {}
+        try:
+            for email in emails:
+                t0 = time.time()
+                answer = session.post(f"{base}/events", json=signup(email), headers=AUTH)
+                assert answer.status_code == 202, answer.text
+                sent[answer.json()["inbox_ids"][0]] = t0
+                time.sleep(max(0.0, 0.05 - (time.time() - t0)))
+            wait_until(lambda: query(url, "SELECT COUNT(*) FROM service_outbox WHERE sent_at IS NULL")[0][0] == 0
+                       and query(url, "SELECT COUNT(*) FROM service_inbox WHERE processed_at IS NULL")[0][0] == 0,
+                       30, 0.1, "the outbox to drain")  # fmt: skip
+        finally:
+            proc.stop()
+        rows = query(url, "SELECT key, sent_at FROM service_outbox")
+        by_row: dict[int, float] = {}
+        for key, sent_at in rows:
+            inbox_id = int(str(key).split(":")[1]) if str(key).startswith("in:") else -1
+            by_row[inbox_id] = max(by_row.get(inbox_id, 0.0), float(sent_at))
+        members = sf.query_all("SELECT Id FROM CampaignMember WHERE Campaign.Name = 'Nurture'")["totalSize"]
+        if members != count:
+            raise SystemExit(f"P7 push Salesforce: {members} members for {count} events")
+        return [by_row[i] - t0 for i, t0 in sent.items()]
+
+
+def p7_poll(work: Path, org: Any, changes: int, spread: float, interval: float) -> list[float]:
+    org.reset()
+    sf = org.client()
+    signups = emulator_campaign(sf, "Signups", ["Signed Up"])
+    for name, statuses in (("Nurture", ["Queued", "Active"]), ("Stream", ["S0"]), ("Seen", ["Sent"])):
+        emulator_campaign(sf, name, statuses)
+    emails = [f"poll{n:04d}@example.com" for n in range(changes)]
+    leads = create_leads(org, emails)
+    with pg_schema() as url:
+        proc, _base = serve(url, work, "p7-poll", "--crm", "salesforce", "--poll-interval", str(interval),
+                            env=sf_env(org))  # fmt: skip
+        try:
+            wait_until(lambda: query(url, "SELECT COUNT(*) FROM service_cursors")[0][0] == 1, 30, 0.1, "baseline")
+            rng = random.Random(3)
+            moments = sorted(rng.uniform(0, spread) for _ in range(changes))
+            changed: dict[str, float] = {}
+            start = time.time()
+            for email, lead, moment in zip(emails, leads, moments, strict=True):
+                time.sleep(max(0.0, start + moment - time.time()))
+                changed[email] = time.time()
+                sf.CampaignMember.create({"CampaignId": signups, "LeadId": lead, "Status": "Signed Up"})
+
+            def delivered() -> bool:
+                rows = query(url, "SELECT COUNT(*) FROM service_outbox WHERE sent_at IS NOT NULL")
+                return int(rows[0][0]) >= changes
+
+            wait_until(delivered, interval * 3 + 30, 0.2, "the poll and the outbox")
+        finally:
+            proc.stop()
+        rows = query(url, "SELECT partition, MAX(sent_at) FROM service_outbox GROUP BY partition")
+        members = sf.query_all("SELECT Id FROM CampaignMember WHERE Campaign.Name = 'Nurture'")["totalSize"]
+        if members != changes:
+            raise SystemExit(f"P7 poll: {members} members for {changes} changes")
+        return [float(sent_at) - changed[str(email)] for email, sent_at in rows if str(email) in changed]
+
+
+# ---------------------------------------------------------------------------------------------- P8
+def seed(url: str, work: Path) -> None:
+    from engine.crm.local import LocalOrg
+    from engine.language.loader import load_rule_set
+    from engine.model.loading import load_world
+    from engine.runtime.replay import seed_world
+    from engine.service.schema import prepare_database
+    from engine.store.store import Store
+
+    prepare_database(url)
+    store = Store.open(url)
+    try:
+        seed_world(store, LocalOrg(store), load_world(str(work / "world.json")),
+                   load_rule_set([str(work / "rules")]).rule_set)  # fmt: skip
+        store.commit()
+    finally:
+        store.close()
+
+
+def stream(persons: int, per_person: int) -> list[dict[str, Any]]:
+    return [
+        {"type": "status_changed_in_sfdc_campaign", "person": f"p{n:05d}@example.com", "campaign": "Stream",
+         "status": f"S{k % 10}", "id": f"s-{n}-{k}"}
+        for k in range(per_person)
+        for n in range(persons)
+    ]  # fmt: skip
+
+
+def put(url: str, events: list[dict[str, Any]]) -> None:
+    from engine.model.events import Event
+    from engine.service.queue import put_events
+    from engine.store.store import make_engine
+
+    engine = make_engine(url)
+    try:
+        for start in range(0, len(events), 2000):
+            with engine.begin() as conn:
+                put_events(conn, [Event.model_validate(e) for e in events[start : start + 2000]], source="api")
+    finally:
+        engine.dispose()
+
+
+def p8(work: Path, workers: int, persons: int, per_person: int) -> dict[str, float]:
+    total = persons * per_person
+    with pg_schema() as url:
+        seed(url, work)
+        put(url, stream(persons, per_person))
+        procs = [
+            Proc(["worker", "--rules", str(work / "rules"), "--db", url, "--name", f"w{n}", "--idle-sleep", "0.01"],
+                 work / f"p8-{workers}-{n}.log")
+            for n in range(workers)
+        ]  # fmt: skip
+        try:
+            wait_until(lambda: query(url, "SELECT COUNT(*) FROM service_inbox WHERE processed_at IS NULL")[0][0] == 0,
+                       300, 0.2, "P8 to finish")  # fmt: skip
+        finally:
+            codes = [proc.stop() for proc in procs]
+        spans = query(url, "SELECT claimed_by, MIN(processed_at), MAX(processed_at), COUNT(*) FROM service_inbox "
+                           "GROUP BY claimed_by")  # fmt: skip
+        start = max(float(s[1]) for s in spans)
+        end = min(float(s[2]) for s in spans)
+        in_window = query(url, "SELECT COUNT(*) FROM service_inbox WHERE processed_at > %s AND processed_at <= %s",
+                          (start, end))[0][0]  # fmt: skip
+        runs = query(url, "SELECT COUNT(*) FROM runs WHERE campaign = 'Track'")[0][0]
+        order_ok = _order_ok(url, per_person)
+        first = min(float(s[1]) for s in spans)
+        last = max(float(s[2]) for s in spans)
+    return {
+        "rate": in_window / (end - start) if end > start else float("nan"),
+        "overall": total / (last - first),
+        "duplicates": runs - total,
+        "order_ok": float(order_ok),
+        "exit_ok": float(all(code == 0 for code in codes)),
+        "workers_seen": float(len(spans)),
+    }
+
+
+def _order_ok(url: str, per_person: int) -> bool:
+    runs: dict[str, list[str]] = {}
+    for email, trigger in query(url, "SELECT p.email, r.trigger FROM runs r JOIN persons p ON p.id = r.person_id "
+                                     "ORDER BY r.id"):  # fmt: skip
+        runs.setdefault(str(email), []).append(json.loads(trigger)["status"])
+    expected = [f"S{k % 10}" for k in range(per_person)]
+    return all(statuses == expected for statuses in runs.values())
+
+
+# ---------------------------------------------------------------------------------------------- intake
+def intake(work: Path, rate: int, seconds: int, per_request: int) -> dict[str, float]:
+    with pg_schema() as url:
+        proc, base = serve(url, work, "intake", "--world", str(work / "world.json"))
+        sessions = threading.local()
+        latencies: list[float] = []
+        failures: list[str] = []
+        accepted = 0
+        lock = threading.Lock()
+
+        def send(batch: list[dict[str, Any]]) -> None:
+            nonlocal accepted
+            session = getattr(sessions, "s", None)
+            if session is None:
+                session = sessions.s = requests.Session()
+            t0 = time.perf_counter()
+            try:
+                answer = session.post(f"{base}/events", json=batch, headers=AUTH, timeout=30)
+            except requests.RequestException as error:
+                with lock:
+                    failures.append(str(error))
+                return
+            with lock:
+                latencies.append(time.perf_counter() - t0)
+                if answer.status_code == 202:
+                    accepted += int(answer.json()["accepted"])
+                else:
+                    failures.append(f"{answer.status_code} {answer.text[:200]}")
+
+        requests_per_second = rate // per_request
+        total_requests = requests_per_second * seconds
+        start = time.perf_counter()
+        try:
+            with ThreadPoolExecutor(4) as pool:
+                for number in range(total_requests):
+                    time.sleep(max(0.0, start + number / requests_per_second - time.perf_counter()))
+                    batch = [
+                        {**signup(f"i{number:05d}x{k:03d}@example.com"), "id": f"in-{number}-{k}"}
+                        for k in range(per_request)
+                    ]
+                    pool.submit(send, batch)
+            elapsed = time.perf_counter() - start
+            stored = query(url, "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM service_inbox")[0]
+            processed = query(url, "SELECT COUNT(*) FROM service_inbox WHERE processed_at IS NOT NULL")[0][0]
+        finally:
+            proc.stop()
+    sent = total_requests * per_request
+    return {
+        "sent": sent,
+        "accepted": accepted,
+        "stored": stored[0],
+        "distinct": stored[1],
+        "lost": sent - stored[0],
+        "failures": len(failures),
+        "rate": sent / elapsed,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p95_ms": percentile(latencies, 0.95) * 1000,
+        "processed_meanwhile": processed,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--only", choices=["p7", "p8", "intake"], help="one part only")
+    args = parser.parse_args()
+    quick = args.quick
+    work = Path(tempfile.mkdtemp(prefix="smartcampaign-bench-"))
+    (work / "rules").mkdir()
+    (work / "rules" / "bench.campaign").write_text(RULES)
+    (work / "world.json").write_text(json.dumps(WORLD))
+    os.environ.setdefault("SMARTCAMPAIGN_CACHE_DIR", str(work / "cache"))
+    failed = False
+    started = time.perf_counter()
+
+    def show(label: str, values: list[float], goal: str) -> None:
+        print(f"{label:<34} n={len(values):<4} p50 {statistics.median(values) * 1000:8.0f} ms   "
+              f"p95 {percentile(values, 0.95) * 1000:8.0f} ms   max {max(values) * 1000:8.0f} ms   (goal {goal})",
+              flush=True)  # fmt: skip
+
+    if args.only in (None, "p7"):
+        from engine.crm.emulator.testing import RunningEmulator
+
+        show("P7 push, local org", p7_push_local(work, 60 if quick else 200), "p95 < 1 s")
+        with RunningEmulator(work / "emulator") as org:
+            show("P7 push, Salesforce (emulator)", p7_push_salesforce(work, org, 40 if quick else 150), "p95 < 1 s")
+            interval = 3.0 if quick else 10.0
+            values = p7_poll(work, org, 10 if quick else 40, 6.0 if quick else 40.0, interval)
+            show(f"P7 poll, {interval:g} s interval (emulator)", values, "p95 < 20 s")
+    if args.only in (None, "p8"):
+        persons, per_person = (600, 10) if quick else (1600, 10)
+        # A B B A, best of each pair: a load that drifts during the run (other processes) slows both alike
+        runs = [p8(work, workers, persons, per_person) for workers in (1, 2, 2, 1)]
+        one = max((runs[0], runs[3]), key=lambda r: r["rate"])
+        two = max((runs[1], runs[2]), key=lambda r: r["rate"])
+        for result in runs:
+            if result["duplicates"] or not result["order_ok"] or not result["exit_ok"]:
+                failed = True
+        for label, result in (("1 worker", one), ("2 workers", two)):
+            order = "kept" if result["order_ok"] else "BROKEN"
+            print(f"P8 {label:<31} {result['rate']:8.0f} events/s (all busy; {result['overall']:.0f}/s overall), "
+                  f"duplicates {result['duplicates']:.0f}, per-person order {order}", flush=True)  # fmt: skip
+            if result["duplicates"] or not result["order_ok"] or not result["exit_ok"]:
+                failed = True
+        print(f"P8 2 workers / 1 worker{'':<12} {two['rate'] / one['rate']:8.2f}x   (goal >= 1.6x)", flush=True)
+    if args.only in (None, "intake"):
+        seconds = 10 if quick else 60
+        result = intake(work, 1000, seconds, 100)
+        print(f"Intake 1,000 events/s for {seconds} s{'':<7} sent {result['sent']:.0f} at {result['rate']:.0f}/s, "
+              f"stored {result['stored']:.0f}, lost {result['lost']:.0f}, failed requests {result['failures']:.0f}, "
+              f"request p50 {result['p50_ms']:.0f} ms p95 {result['p95_ms']:.0f} ms, "
+              f"processed meanwhile {result['processed_meanwhile']:.0f}", flush=True)  # fmt: skip
+        if result["lost"] or result["failures"] or result["distinct"] != result["stored"]:
+            failed = True
+    print(f"(bench took {time.perf_counter() - started:.0f} s)")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
