@@ -778,9 +778,21 @@ def _unknown_word_message(parser: Lark, word: str) -> str:
             close = [keyword]
             break
     hint = f"; did you mean `{close[0]}`?" if close else ""
-    glued = sum(1 for k in known if len(k) > 1 and k in word) >= 2 and len(word) > 12
-    note = ": keywords are separated by spaces" if glued else ""
+    note = ": keywords are separated by spaces" if _keywords_run_together(word.lower(), set(known)) else ""
     return f"unknown word `{word}`{note}{hint}"
+
+
+def _keywords_run_together(word: str, known: set[str]) -> bool:
+    """True when the word is two or more keywords written without spaces (`removefrom`)."""
+    reach = {0: 0}  # position -> number of keywords that end there
+    for start in range(len(word)):
+        if start not in reach:
+            continue
+        for keyword in known:
+            if word.startswith(keyword, start):
+                end = start + len(keyword)
+                reach[end] = max(reach.get(end, 0), reach[start] + 1)
+    return reach.get(len(word), 0) >= 2
 
 
 def _string_problem(text: str, pos: int) -> tuple[str, str, int] | None:
