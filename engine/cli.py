@@ -218,6 +218,33 @@ def fmt(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
     sys.exit(EXIT_FAIL if failed else EXIT_OK)
 
 
+def _replay_inputs(command: str, rules: str, world_path: str | None, events_path: str) -> tuple[Any, Any, list[Any]]:
+    """Rules, world and events for `replay` and `explain`: rule errors exit 1, unusable input exits 2."""
+    from engine.language.diagnostics import render_all
+    from engine.language.loader import RuleSetNotFound, load_rule_set
+    from engine.model.loading import InputError, load_events, load_world
+    from engine.runtime.replay import ReplayInputEvent
+
+    if world_path == "-" and events_path == "-":
+        _err(f"smartcampaign {command}: --world and --events cannot both be - (standard input)")
+        sys.exit(EXIT_USAGE)
+    try:
+        loaded = load_rule_set([rules])
+    except RuleSetNotFound as error:
+        _err(f"smartcampaign {command}: {error}")
+        sys.exit(EXIT_USAGE)
+    if loaded.errors:
+        _err(render_all(loaded.errors, loaded.sources))
+        sys.exit(EXIT_FAIL)
+    try:
+        world = load_world(world_path)
+        events = [ReplayInputEvent(e.event, e.line, e.file) for e in load_events(events_path)]
+    except InputError as error:
+        _err(f"smartcampaign {command}: {error}")
+        sys.exit(EXIT_USAGE)
+    return loaded.rule_set, world, events
+
+
 @cli.command()
 @click.argument("rules", type=click.Path())
 @click.option(
@@ -259,27 +286,13 @@ def replay(
       smartcampaign replay rules/ --events events.jsonl --until 2026-11-10T00:00:00Z
       cat events.jsonl | smartcampaign replay rules/ --world world.json --events -
     """
-    from engine.language.diagnostics import render_all
-    from engine.language.loader import RuleSetNotFound, load_rule_set
-    from engine.model.loading import InputError, load_events, load_world
+    from engine.model.loading import InputError
     from engine.model.world import as_utc
-    from engine.runtime.replay import ReplayInputEvent, ReplayOptions
+    from engine.runtime.replay import ReplayOptions
     from engine.runtime.replay import replay as run_replay
 
-    if world_path == "-" and events_path == "-":
-        _err("smartcampaign replay: --world and --events cannot both be - (standard input)")
-        sys.exit(EXIT_USAGE)
+    rule_set, world, events = _replay_inputs("replay", rules, world_path, events_path)
     try:
-        loaded = load_rule_set([rules])
-    except RuleSetNotFound as error:
-        _err(f"smartcampaign replay: {error}")
-        sys.exit(EXIT_USAGE)
-    if loaded.errors:
-        _err(render_all(loaded.errors, loaded.sources))
-        sys.exit(EXIT_FAIL)
-    try:
-        world = load_world(world_path)
-        events = [ReplayInputEvent(e.event, e.line, e.file) for e in load_events(events_path)]
         options = ReplayOptions(
             until=as_utc(until) if until is not None else None,
             max_depth=max_depth,
@@ -293,9 +306,9 @@ def replay(
             with Progress(transient=True) as bar:
                 task = bar.add_task("replaying", total=len(events))
                 options.progress = lambda n: bar.update(task, completed=n)
-                result = run_replay(loaded.rule_set, world, events, options)
+                result = run_replay(rule_set, world, events, options)
         else:
-            result = run_replay(loaded.rule_set, world, events, options)
+            result = run_replay(rule_set, world, events, options)
     except InputError as error:
         _err(f"smartcampaign replay: {error}")
         sys.exit(EXIT_USAGE)
@@ -343,30 +356,15 @@ def explain(
       smartcampaign explain rules/ --world world.json --events events.jsonl --campaign "Webinar follow-up"
       smartcampaign explain rules/ --world world.json --events events.jsonl --format json
     """
-    from engine.language.diagnostics import render_all
-    from engine.language.loader import RuleSetNotFound, load_rule_set
-    from engine.model.loading import InputError, load_events, load_world
+    from engine.model.loading import InputError
     from engine.model.world import as_utc
     from engine.runtime.explain import explain as run_explain
     from engine.runtime.explain import render_text
-    from engine.runtime.replay import ReplayInputEvent
 
-    if world_path == "-" and events_path == "-":
-        _err("smartcampaign explain: --world and --events cannot both be - (standard input)")
-        sys.exit(EXIT_USAGE)
+    rule_set, world, events = _replay_inputs("explain", rules, world_path, events_path)
     try:
-        loaded = load_rule_set([rules])
-    except RuleSetNotFound as error:
-        _err(f"smartcampaign explain: {error}")
-        sys.exit(EXIT_USAGE)
-    if loaded.errors:
-        _err(render_all(loaded.errors, loaded.sources))
-        sys.exit(EXIT_FAIL)
-    try:
-        world = load_world(world_path)
-        events = [ReplayInputEvent(e.event, e.line, e.file) for e in load_events(events_path)]
         result = run_explain(
-            loaded.rule_set,
+            rule_set,
             world,
             events,
             person=person,
