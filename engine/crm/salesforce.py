@@ -398,6 +398,30 @@ class SalesforceAdapter:
                 if result is not None and result.ok and result.id:
                     created[op.email.lower()] = result.id
 
+    def _writable(
+        self,
+        ops: Sequence[p.AddMember | p.UpdateMemberStatus],
+        indexes: list[int],
+        results: list[p.OperationResult | None],
+        created: dict[str, str],
+    ) -> list[tuple[int, p.AddMember | p.UpdateMemberStatus, str]]:
+        """The operations whose status is one of the campaign's and whose person is known, with that person's
+        id; the others get their failure result here."""
+        statuses = self.campaign_statuses(op.campaign_sfdc_id for op in ops)
+        ready: list[tuple[int, p.AddMember | p.UpdateMemberStatus, str]] = []
+        for index, op in zip(indexes, ops, strict=True):
+            problem = _status_problem(op.campaign_sfdc_id, op.status, statuses)
+            person = self._resolve_person(op.person_sfdc_id, created)
+            if problem is not None:
+                results[index] = problem
+            elif person is None:
+                results[index] = p.OperationResult.failure(p.UNKNOWN_PERSON, "no Lead or Contact for this person")
+            elif not _valid_id(person):
+                results[index] = p.OperationResult.failure(MALFORMED_ID, f"malformed Lead or Contact id {person!r}")
+            else:
+                ready.append((index, op, person))
+        return ready
+
     def _add_members(
         self,
         ops: list[p.AddMember],
@@ -405,20 +429,10 @@ class SalesforceAdapter:
         results: list[p.OperationResult | None],
         created: dict[str, str],
     ) -> None:
-        statuses = self.campaign_statuses(op.campaign_sfdc_id for op in ops)
         records: list[tuple[int, dict[str, Any]]] = []
-        for index, op in zip(indexes, ops, strict=True):
-            problem = _status_problem(op.campaign_sfdc_id, op.status, statuses)
-            person = self._resolve_person(op.person_sfdc_id, created)
-            if problem is not None:
-                results[index] = problem
-            elif person is None:
-                results[index] = p.OperationResult.failure(p.UNKNOWN_PERSON, "the Lead could not be created")
-            elif not _valid_id(person):
-                results[index] = p.OperationResult.failure(MALFORMED_ID, f"malformed Lead or Contact id {person!r}")
-            else:
-                field = "ContactId" if person.startswith(CONTACT_PREFIX) else "LeadId"
-                records.append((index, {"CampaignId": op.campaign_sfdc_id, field: person, "Status": op.status}))
+        for index, op, person in self._writable(ops, indexes, results, created):
+            field = "ContactId" if person.startswith(CONTACT_PREFIX) else "LeadId"
+            records.append((index, {"CampaignId": op.campaign_sfdc_id, field: person, "Status": op.status}))
         self._collection_post("CampaignMember", records, results)
 
     def _update_members(
@@ -428,24 +442,12 @@ class SalesforceAdapter:
         results: list[p.OperationResult | None],
         created: dict[str, str],
     ) -> None:
-        statuses = self.campaign_statuses(op.campaign_sfdc_id for op in ops)
-        wanted: list[tuple[int, p.UpdateMemberStatus, str]] = []
-        for index, op in zip(indexes, ops, strict=True):
-            problem = _status_problem(op.campaign_sfdc_id, op.status, statuses)
-            person = self._resolve_person(op.person_sfdc_id, created)
-            if problem is not None:
-                results[index] = problem
-            elif person is None:
-                results[index] = p.OperationResult.failure(p.UNKNOWN_PERSON, "unknown Lead or Contact")
-            else:
-                wanted.append((index, op, person))
+        wanted = self._writable(ops, indexes, results, created)
         members = self._members([(person, op.campaign_sfdc_id) for _, op, person in wanted])
         records: list[tuple[int, dict[str, Any]]] = []
         for index, op, person in wanted:
             member = members.get((person[:15], op.campaign_sfdc_id[:15]))
-            if not _valid_id(person):
-                results[index] = p.OperationResult.failure(MALFORMED_ID, f"malformed Lead or Contact id {person!r}")
-            elif member is None:
+            if member is None:
                 results[index] = p.OperationResult.failure(p.NOT_A_MEMBER, "not a campaign member")
             elif member[1] == op.status:
                 results[index] = p.OperationResult.success(member[0])
