@@ -206,8 +206,12 @@ class BatchingCrm:
             del self._placeholders[placeholder]
 
     def _undo(self, item: Queued) -> None:
-        """The CRM refused: the mirror goes back to what it was before the optimistic answer."""
+        """The CRM refused: the mirror goes back to what it was before the optimistic answer, unless something
+        observed since has changed it (then the mirror already says what is true)."""
         if item.person_id is None or item.campaign_id is None:
+            return
+        intended = None if isinstance(item.op, p.RemoveMember) else getattr(item.op, "status", None)
+        if self.store.memberships(item.person_id).get(item.campaign_id) != intended:
             return
         if item.previous is None:
             self.store.remove_membership(item.person_id, item.campaign_id)

@@ -83,6 +83,7 @@ from engine.language import ast
 from engine.model.events import Event
 from engine.model.loading import InputError
 from engine.model.world import World, as_utc
+from engine.runtime.describe import describe_match, describe_step, describe_trigger
 from engine.runtime.filters import FilterContext, describe
 from engine.runtime.interpreter import DEFAULT_MAX_DEPTH, Interpreter, RunContext, iso
 from engine.runtime.replay import ReplayInputEvent, ResultRecorder, process_event, seed_world, validate_events
@@ -348,17 +349,10 @@ def location(span: ast.Span) -> str:
     return f"{span.file}:{span.line}"
 
 
-def _match(match: ast.StatusMatch) -> str:
-    if match.kind == "is":
-        return f'"{match.values[0]}"'
-    listed = ", ".join(f'"{v}"' for v in match.values)
-    return f"{'not in' if match.kind == 'not_in' else 'in'} ({listed})"
-
-
 def _match_miss(label: str, value: str | None, match: ast.StatusMatch) -> str:
     shown = f'"{value}"' if value is not None else "none"
     if match.kind == "is":
-        return f"{label} {shown} is not {_match(match)}"
+        return f"{label} {shown} is not {describe_match(match)}"
     if match.kind == "in":
         return f"{label} {shown} is not one of ({', '.join(_quoted(v) for v in match.values)})"
     return f"{label} {shown} is one of the excluded ({', '.join(_quoted(v) for v in match.values)})"
@@ -366,40 +360,6 @@ def _match_miss(label: str, value: str | None, match: ast.StatusMatch) -> str:
 
 def _quoted(value: str) -> str:
     return f'"{value}"'
-
-
-def describe_trigger(trigger: ast.Trigger) -> str:
-    """A trigger in the rule language's own words."""
-    if trigger.kind == "program_status_changed":
-        text = f'status changed in program "{trigger.program}"'
-    else:
-        ref = trigger.campaign.describe() if trigger.campaign is not None else "?"
-        text = {"added": "added to ", "removed": "removed from ", "status_changed": "status changed in "}[
-            trigger.kind
-        ] + ref
-    if trigger.status is not None:
-        text += f" with status {_match(trigger.status)}"
-    if trigger.from_status is not None:
-        text += f" from {_match(trigger.from_status)}"
-    if trigger.to_status is not None:
-        text += f" to {_match(trigger.to_status)}"
-    return text
-
-
-def describe_step(step: ast.FlowStep) -> str:
-    """A flow step in the rule language's own words (a choice as its first condition)."""
-    if isinstance(step, ast.AddToCampaign):
-        return f'add to {step.campaign.describe()} with status "{step.status}"'
-    if isinstance(step, ast.ChangeStatusInCampaign):
-        return f'change status in {step.campaign.describe()} to "{step.status}"'
-    if isinstance(step, ast.RemoveFromCampaign):
-        return f"remove from {step.campaign.describe()}"
-    if isinstance(step, ast.ChangeProgramStatus):
-        return f'change program status in program "{step.program}" to "{step.status}"'
-    if isinstance(step, ast.Wait):
-        return f"wait {step.amount} {step.unit}{'' if step.amount == 1 else 's'}"
-    first = step.branches[0].condition
-    return "if " + describe(first) if first is not None else "choice"
 
 
 def describe_qualification(rule: ast.Qualification) -> str:

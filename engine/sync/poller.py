@@ -189,6 +189,7 @@ class Poller:
         self.adapter = adapter
         self.store = store
         self.interpreter = interpreter
+        self._initial_load = False
         self.overlap = timedelta(seconds=overlap_seconds)
         self.members = MemberIds(store)
         self._persons: dict[str, Person] = {}
@@ -214,17 +215,13 @@ class Poller:
         self._persons = {}
         try:
             server_time, deletions, resync_reason = self._deletions(deleted_cursor, member_cursor, now)
+            self._initial_load = deleted_cursor is None or member_cursor is None
             report.server_time = format_stamp(server_time)
             report.resync = resync_reason is not None
             report.resync_reason = resync_reason
             newest_campaign, newest_status = self._refresh_campaigns(
                 report, None if report.resync else campaign_cursor, None if report.resync else status_cursor
             )
-            if self.interpreter is not None:
-                # programs whose campaign appeared or was fixed are linked; Type and Actual Cost changed in
-                # Salesforce are put back (program to campaign, one way)
-                self.interpreter.programs.link_all()
-                self.interpreter.programs.refresh_fields()
             rows = self._read_members(None if report.resync else member_cursor)
             report.members_seen = len(rows)
             if report.resync:
@@ -234,6 +231,15 @@ class Poller:
                 self._observe_changes(report, rows, deletions)
                 self.members.prune(format_stamp(parse_stamp(deleted_cursor or "") - 2 * self.overlap))
             newest_member = max((row.at for row in rows), default=None)
+            if self.interpreter is not None:
+                # After the members are mirrored: a program links against what its campaign really holds (the
+                # first copy is set-up and fires nothing). Type and Actual Cost changed in Salesforce are put back.
+                self.interpreter.programs.link_all()
+                self.interpreter.programs.refresh_fields()
+                self.interpreter.drain()
+                flush = getattr(self.interpreter.crm, "flush", None)
+                if callable(flush):
+                    flush()  # batched flow actions reach Salesforce before the cursors move
         except BaseException:
             store.rollback()
             raise
@@ -504,6 +510,11 @@ class Poller:
         interp.run_due(ts)
         interp.set_clock(ts)
         interp.observe_membership(person, campaign, status, ts)
+        if self._initial_load:
+            # The first sync copies what Salesforce already holds: set-up, not activity. Nothing fires (as with
+            # a program's first link); from the next cycle on, every change does.
+            interp.queue.clear()
+            return
         interp.drain()
 
     def _observe_row(self, report: PollReport, row: MemberRow) -> tuple[Person, CampaignInfo] | None:
@@ -580,19 +591,25 @@ class Poller:
         """Full resync: every live member observed; mirror members Salesforce no longer has are removals."""
         live: set[tuple[int, int]] = set()
         mapping: list[tuple[str, int, int, str]] = []
+        store = self.store
+        # what the mirror held before this cycle: memberships that flows write while the rows are observed
+        # are the engine's own, not members Salesforce lost
+        before = [
+            (person_id, campaign)
+            for campaign in store.campaigns()
+            for person_id, _ in store.campaign_members(campaign.id)
+        ]
         for row in rows:
             found = self._observe_row(report, row)
             if found is not None:
                 pair = (found[0].id, found[1].id)
                 live.add(pair)
                 mapping.append((row.id, pair[0], pair[1], row.modstamp))
-        store = self.store
-        for campaign in store.campaigns():
-            for person_id, _status in store.campaign_members(campaign.id):
-                if (person_id, campaign.id) in live:
-                    continue
-                report.deletions_seen += 1
-                self._observe(report, store.person_by_id(person_id), campaign, None, server_time)
+        for person_id, campaign in before:
+            if (person_id, campaign.id) in live:
+                continue
+            report.deletions_seen += 1
+            self._observe(report, store.person_by_id(person_id), campaign, None, server_time)
         self.members.replace_all(mapping)
 
 

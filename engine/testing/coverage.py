@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.language import ast
+from engine.runtime.describe import describe_step
+from engine.runtime.describe import describe_trigger as describe_any_trigger
 from engine.runtime.filters import FilterContext, describe, evaluate
 from engine.store.store import Store
 
@@ -120,40 +122,8 @@ def leaves(expr: ast.FilterExpr) -> Iterator[ast.MembershipFilter | ast.ProgramM
             yield from leaves(operand)
 
 
-def _match(match: ast.StatusMatch) -> str:
-    if match.kind == "is":
-        return f'"{match.values[0]}"'
-    listed = ", ".join(f'"{v}"' for v in match.values)
-    return f"{'not in' if match.kind == 'not_in' else 'in'} ({listed})"
-
-
 def describe_trigger(trigger: ast.Trigger) -> str:
-    if trigger.kind == "program_status_changed":
-        text = f'trigger status changed in program "{trigger.program}"'
-    else:
-        verb = {"added": "added to", "removed": "removed from", "status_changed": "status changed in"}[trigger.kind]
-        text = f"trigger {verb} {trigger.campaign.describe() if trigger.campaign else '?'}"
-    if trigger.status is not None:
-        text += f" with status {_match(trigger.status)}"
-    if trigger.from_status is not None:
-        text += f" from {_match(trigger.from_status)}"
-    if trigger.to_status is not None:
-        text += f" to {_match(trigger.to_status)}"
-    return text
-
-
-def describe_step(step: ast.FlowStep) -> str:
-    if isinstance(step, ast.AddToCampaign):
-        return f'add to {step.campaign.describe()} with status "{step.status}"'
-    if isinstance(step, ast.ChangeStatusInCampaign):
-        return f'change status in {step.campaign.describe()} to "{step.status}"'
-    if isinstance(step, ast.RemoveFromCampaign):
-        return f"remove from {step.campaign.describe()}"
-    if isinstance(step, ast.ChangeProgramStatus):
-        return f'change program status in program "{step.program}" to "{step.status}"'
-    if isinstance(step, ast.Wait):
-        return f"wait {step.amount} {step.unit}{'' if step.amount == 1 else 's'}"
-    return "if ..."
+    return "trigger " + describe_any_trigger(trigger)
 
 
 def rule_set_points(rule_set: ast.RuleSet) -> Iterator[tuple[PointKey, Point]]:

@@ -67,15 +67,24 @@ def test_sync_once_runs_rules(org: RunningEmulator, sf: Salesforce, tmp_path: Pa
         '    flow {\n        add to sfdc campaign "Nurture" with status "Sent"\n    }\n}\n',
         encoding="utf-8",
     )
-    seed(sf)
+    webinar = campaign(sf, "Webinar", ("Attended",))
+    member(sf, webinar, lead(sf, "old@example.com"), "Attended")
     nurture = campaign(sf, "Nurture")
     env = settings_file(org, tmp_path / "sfdc.env")
 
+    # the first sync copies what Salesforce holds: set-up, not activity, so nothing runs
+    first = run("--once", "--db", db_url, "--settings", env, "--rules", str(rules), "--format", "json")
+    assert first.exit_code == 0, first.output
+    assert sf.query(f"SELECT COUNT() FROM CampaignMember WHERE CampaignId = '{nurture}'")["totalSize"] == 0
+
+    member(sf, webinar, lead(sf, "ann@example.com"), "Attended")
+    member(sf, webinar, lead(sf, "bob@example.com"))
+    org.advance_clock(120)
     result = run("--once", "--db", db_url, "--settings", env, "--rules", str(rules), "--format", "json")
 
     assert result.exit_code == 0, result.output
     members = sf.query(f"SELECT LeadId FROM CampaignMember WHERE CampaignId = '{nurture}'")["records"]
-    assert len(members) == 2  # the two additions ran the flow
+    assert len(members) == 2  # the two additions since the first sync ran the flow
 
 
 def test_bad_token_exits_1_without_printing_it(org: RunningEmulator, tmp_path: Path, db_url: str) -> None:

@@ -1,0 +1,47 @@
+"""Rule-language wording for AST nodes: what explain, coverage and reports show to people."""
+
+from __future__ import annotations
+
+from engine.language import ast
+from engine.runtime.filters import describe
+
+
+def describe_match(match: ast.StatusMatch) -> str:
+    if match.kind == "is":
+        return f'"{match.values[0]}"'
+    listed = ", ".join(f'"{v}"' for v in match.values)
+    return f"{'not in' if match.kind == 'not_in' else 'in'} ({listed})"
+
+
+def describe_trigger(trigger: ast.Trigger) -> str:
+    """A trigger in the rule language's own words."""
+    if trigger.kind == "program_status_changed":
+        text = f'status changed in program "{trigger.program}"'
+    else:
+        ref = trigger.campaign.describe() if trigger.campaign is not None else "?"
+        text = {"added": "added to ", "removed": "removed from ", "status_changed": "status changed in "}[
+            trigger.kind
+        ] + ref
+    if trigger.status is not None:
+        text += f" with status {describe_match(trigger.status)}"
+    if trigger.from_status is not None:
+        text += f" from {describe_match(trigger.from_status)}"
+    if trigger.to_status is not None:
+        text += f" to {describe_match(trigger.to_status)}"
+    return text
+
+
+def describe_step(step: ast.FlowStep) -> str:
+    """A flow step in the rule language's own words (a choice as its first condition)."""
+    if isinstance(step, ast.AddToCampaign):
+        return f'add to {step.campaign.describe()} with status "{step.status}"'
+    if isinstance(step, ast.ChangeStatusInCampaign):
+        return f'change status in {step.campaign.describe()} to "{step.status}"'
+    if isinstance(step, ast.RemoveFromCampaign):
+        return f"remove from {step.campaign.describe()}"
+    if isinstance(step, ast.ChangeProgramStatus):
+        return f'change program status in program "{step.program}" to "{step.status}"'
+    if isinstance(step, ast.Wait):
+        return f"wait {step.amount} {step.unit}{'' if step.amount == 1 else 's'}"
+    first = step.branches[0].condition
+    return "if " + describe(first) if first is not None else "choice"
