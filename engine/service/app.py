@@ -547,7 +547,7 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
         """Each smart campaign: active, triggers, runs, last run."""
         if not _token_only(service, request):
             return UNAUTHORIZED
-        from engine.runtime.explain import describe_trigger
+        from engine.runtime.describe import describe_trigger
 
         assert service.db is not None
         with service.db.connect() as conn:
