@@ -950,14 +950,15 @@ def _cache_load(key_path: Path | None) -> ParseResult | None:
         return None
 
 
-def _cache_store(key_path: Path | None, result: ParseResult) -> None:
+def _cache_store(key_path: Path | None, result: ParseResult, data: bytes | None = None) -> None:
     if key_path is None:
         return
     tmp = key_path.with_suffix(f".{os.getpid()}.tmp")
     try:
+        if data is None:
+            data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
         key_path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as fh:
-            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.write_bytes(data)
         os.replace(tmp, key_path)
     except (OSError, RecursionError, pickle.PicklingError):
         # too deep to pickle, or no space: not cached, nothing left behind
@@ -979,8 +980,19 @@ def parse_text(text: str, file: str = "<string>", *, use_cache: bool = True) -> 
 PARALLEL_MIN_BYTES = 256 * 1024
 
 
-def _parse_batch(items: list[tuple[str, str]], use_cache: bool) -> list[ParseResult]:
-    return [parse_text(text, name, use_cache=use_cache) for name, text in items]
+def _parse_batch(items: list[tuple[str, str]], use_cache: bool) -> list[bytes | None]:
+    """In the helper process: parse, cache, and hand back each result pickled once (None: could not be)."""
+    out: list[bytes | None] = []
+    for name, text in items:
+        result = _parse_text(text, name)
+        try:
+            data: bytes | None = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        except (RecursionError, pickle.PicklingError):
+            data = None
+        if data is not None:
+            _cache_store(_cache_path(text, name, use_cache), result, data)
+        out.append(data)
+    return out
 
 
 def parse_many(items: list[tuple[str, str]], *, use_cache: bool = True) -> list[ParseResult]:
@@ -1010,8 +1022,9 @@ def parse_many(items: list[tuple[str, str]], *, use_cache: bool = True) -> list[
                 future = pool.submit(_parse_batch, [items[i] for i in theirs], use_cache)
                 for index in mine:
                     results[index] = parse_text(items[index][1], items[index][0], use_cache=use_cache)
-                for index, result in zip(theirs, future.result(), strict=True):
-                    results[index] = result
+                for index, data in zip(theirs, future.result(), strict=True):
+                    if data is not None:
+                        results[index] = pickle.loads(data)
         except (OSError, BrokenProcessPool, RecursionError, pickle.PicklingError):
             pass  # the helper could not run or answer: the rest is parsed here
     for index in misses:
