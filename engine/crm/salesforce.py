@@ -565,7 +565,39 @@ class SalesforceAdapter:
             self._collection_delete([record_id], results)
             if results[0] is not None and not results[0].ok:
                 return results[0]
-        return p.OperationResult.success(op.campaign_sfdc_id)
+        return self._order_statuses(op) or p.OperationResult.success(op.campaign_sfdc_id)
+
+    def _order_statuses(self, op: p.SetCampaignStatuses) -> p.OperationResult | None:
+        """Sort orders as the statuses are listed. They are unique per campaign, so every status is first moved
+        out of the way (1000 + position), then into place: two calls, and none when the order is right."""
+        rows = self.query_all(
+            format_soql(
+                "SELECT Id, Label, SortOrder FROM CampaignMemberStatus WHERE CampaignId = {cid} ORDER BY SortOrder",
+                cid=op.campaign_sfdc_id,
+            )
+        )
+        by_label = {str(r["Label"]): str(r["Id"]) for r in rows}
+        if [str(r["Label"]) for r in rows] == [label for label in op.statuses if label in by_label]:
+            return None
+        results: list[p.OperationResult | None] = [None] * len(op.statuses)
+        for offset in (1000, 0):
+            records = [
+                (
+                    number,
+                    {
+                        "attributes": {"type": "CampaignMemberStatus"},
+                        "id": by_label[label],
+                        "SortOrder": offset + number + 1,
+                    },
+                )
+                for number, label in enumerate(op.statuses)
+                if label in by_label
+            ]
+            self._collection_write("PATCH", records, results)
+            failed = next((r for r in results if r is not None and not r.ok), None)
+            if failed is not None:
+                return failed
+        return None
 
     _handlers: dict[type, Callable[..., None]] = {
         p.CreateLead: _create_leads,

@@ -497,11 +497,6 @@ class TestCampaignStatuses:
             ("Attended On-demand", False, True),
         ]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG (minor): SetCampaignStatuses gives new statuses SortOrders after the existing ones and never "
-        "re-orders the statuses it keeps, so a kept status ('Sent') stays first whatever its place in `statuses`",
-    )
     def test_statuses_end_in_the_given_order(self, org, make_adapter, seed):
         campaign = seed.campaign("Email Blast")
         statuses = ("Invited", "Sent", "Opened", "Clicked")
