@@ -1,34 +1,42 @@
-"""Salesforce to the inbox: the campaign catalog, the first picture of memberships, then changes on an interval.
+"""Salesforce to the inbox: the service's side of the change poller (engine/sync/poller.py).
 
-- `sync_catalog` copies SFDC campaigns and their member statuses into the store (the mirror's catalog).
-- The first poll of a store (no cursor yet) is a baseline: every current CampaignMember goes into the mirror
-  without firing triggers, as Marketo does when it first syncs.
-- Every poll after that reads CampaignMembers modified since the cursor (`queryAll`, so deletions too, with a few
-  seconds of overlap) and puts one observation per record into the inbox, with an id made of the record id and
-  its modification stamp: a record seen twice is a duplicate the inbox drops. The cursor moves in the same
-  transaction as the inbox rows.
+The service runs the one change poller, `engine.sync.poller.Poller`, on its own store connection, with a sink:
+
+- The first cycle of a store (no cursor yet) is the initial load: the campaign catalog and every current
+  CampaignMember go into the mirror without firing triggers, as Marketo does when it first syncs.
+- Every cycle after that hands each change (member added or changed, member deleted) to the sink, which makes
+  it an inbox event with the observation's stable id (`sf:<member id>:<SystemModstamp>`, `...:deleted:<date>`):
+  a change seen twice is a duplicate the inbox drops. The events go into the inbox right before the poller
+  commits the cycle, in the transaction that also records which members were observed; the worker applies
+  them (the mirror's memberships are its job).
+- `sync_catalog` copies the campaigns and their member statuses into the mirror on their own (at start-up).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
+from pydantic import ValidationError
 from simple_salesforce.format import format_soql
 
 from engine.crm.salesforce import SalesforceAdapter, SalesforceUnavailable
-from engine.model.events import Event
+from engine.model.events import Event, EventType
 from engine.service import queue
 from engine.service.metrics import ServiceMetrics
 from engine.store.store import Store
+from engine.sync.poller import Observation, PollReport
+from engine.sync.poller import Poller as ChangePoller
 
 log = logging.getLogger("smartcampaign.service")
 
-CURSOR = "salesforce.campaign_members"
-OVERLAP = timedelta(seconds=5)
-MEMBER_FIELDS = "Id, CampaignId, LeadId, ContactId, Status, SystemModstamp, Lead.Email, Contact.Email"
+CURSOR = "salesforce.campaign_members"  # service_cursors: the member cursor after the last poll (for monitoring)
+
+EVENT_TYPES: dict[str, EventType] = {
+    "added": "added_to_sfdc_campaign",
+    "status_changed": "status_changed_in_sfdc_campaign",
+    "removed": "removed_from_sfdc_campaign",
+}
 
 
 def find_person(adapter: SalesforceAdapter, email: str) -> tuple[str, str] | None:
@@ -42,48 +50,20 @@ def find_person(adapter: SalesforceAdapter, email: str) -> tuple[str, str] | Non
 
 def sync_catalog(store: Store, adapter: SalesforceAdapter) -> int:
     """SFDC campaigns and member statuses into the store (the caller commits). Returns how many changed."""
-    campaigns = adapter.query_all("SELECT Id, Name FROM Campaign")
-    statuses: dict[str, list[dict[str, Any]]] = {}
-    for row in adapter.query_all(
-        "SELECT CampaignId, Label, SortOrder, IsDefault, HasResponded FROM CampaignMemberStatus "
-        "ORDER BY CampaignId, SortOrder"
-    ):
-        statuses.setdefault(str(row["CampaignId"])[:15], []).append(row)
-    changed = 0
-    for campaign in campaigns:
-        sfdc_id, name = str(campaign["Id"]), str(campaign["Name"])
-        rows = statuses.get(sfdc_id[:15], [])
-        labels = [str(r["Label"]) for r in rows] or ["Sent", "Responded"]
-        default = next((str(r["Label"]) for r in rows if r.get("IsDefault")), labels[0])
-        responded = [str(r["Label"]) for r in rows if r.get("HasResponded")]
-        info = store.campaign_by_sfdc_id(sfdc_id)
-        if info is None:
-            if store.campaign_by_name(name) is not None:
-                log.warning('SFDC campaign %s is named "%s" like another one: left out of the catalog', sfdc_id, name)
-                continue
-            cid = store.add_campaign(name, sfdc_id, labels, default)
-            store.set_campaign_statuses(cid, labels, default, responded)
-            changed += 1
-        elif info.statuses != tuple(labels) or info.default_status != default or info.responded != set(responded):
-            store.set_campaign_statuses(info.id, labels, default, responded)
-            changed += 1
-    return changed
+    report = ChangePoller(adapter, store).refresh_catalog()
+    return report.campaigns_added + report.campaigns_refreshed + report.statuses_refreshed
 
 
-def _email(row: dict[str, Any]) -> str | None:
-    for relation in ("Lead", "Contact"):
-        related = row.get(relation)
-        if isinstance(related, dict) and related.get("Email"):
-            return str(related["Email"])
-    return None
-
-
-def _stamp(value: str) -> datetime:
-    return datetime.strptime(value[:23], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
-
-
-def _soql_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+def to_event(observation: Observation) -> Event:
+    """The inbox event of an observation (the campaign named by its Salesforce id: names can change)."""
+    return Event(
+        type=EVENT_TYPES[observation.kind],
+        person=observation.email,
+        campaign_id=observation.campaign_sfdc_id,
+        status=observation.status,
+        at=observation.at,
+        id=f"sf:{observation.id}"[:255],
+    )
 
 
 class Poller:
@@ -97,100 +77,59 @@ class Poller:
         self.metrics = metrics
         self.interval = interval
         self.store = Store.open(url)
+        self.changes = ChangePoller(adapter, self.store, sink=self._collect, before_commit=self._deliver)
         self.polls = 0
         self.last_poll: float | None = None
+        self.last_report: PollReport | None = None
+        self._events: list[Event] = []
+        self._sfdc_ids: list[str | None] = []
+        self._intake: queue.Intake | None = None
 
     def close(self) -> None:
         self.store.close()
 
-    def baseline(self) -> int:
-        """The current memberships into the mirror, without triggers. Returns how many."""
-        store = self.store
-        rows = self.adapter.query_all(f"SELECT {MEMBER_FIELDS} FROM CampaignMember")
-        latest: datetime | None = None
-        count = 0
-        at = queue.now()
-        for row in rows:
-            email = _email(row)
-            campaign = store.campaign_by_sfdc_id(str(row["CampaignId"]))
-            stamp = _stamp(str(row["SystemModstamp"]))
-            latest = stamp if latest is None or stamp > latest else latest
-            if email is None or campaign is None:
-                continue
-            sfdc_id = str(row.get("LeadId") or row.get("ContactId"))
-            person = store.person(email)
-            kind = "Contact" if row.get("ContactId") else "Lead"
-            if person is None:
-                person = store.add_person(email, sfdc_id, kind)
-            elif not person.sfdc_id:
-                person = store.set_person_sfdc(person, sfdc_id, kind, "[not provided]", "[not provided]")
-            store.set_membership(person.id, campaign.id, str(row["Status"]), at)
-            count += 1
-        start = latest if latest is not None else datetime(2000, 1, 1, tzinfo=UTC)
-        queue.set_cursor(store, CURSOR, _soql_time(start))
-        return count
+    def _collect(self, observation: Observation) -> None:
+        try:
+            event = to_event(observation)
+        except ValidationError as error:  # an address the inbox cannot take: reported, not retried forever
+            log.warning("poll: %s in %s left out: %s", observation.email, observation.campaign, error)
+            return
+        self._events.append(event)
+        self._sfdc_ids.append(observation.person_sfdc_id)
+
+    def _deliver(self) -> None:
+        """Right before the change poller commits: the cycle's events into the inbox, in its transaction."""
+        self._intake = queue.put_events(self.store.conn, self._events, source="poller", person_sfdc_ids=self._sfdc_ids)
 
     def poll_once(self) -> int:
-        """One poll; returns how many new events went into the inbox."""
+        """One poll; returns how many new events went into the inbox (none on the initial load)."""
         store = self.store
+        self._events, self._sfdc_ids, self._intake = [], [], None
         try:
-            if self.polls % 10 == 0:
-                sync_catalog(store, self.adapter)
-            cursor = queue.get_cursor(store, CURSOR)
-            if cursor is None:
-                count = self.baseline()
-                store.commit()
-                log.info("Salesforce baseline: %d campaign members mirrored", count)
-                self.polls += 1
-                return 0
-            since = _stamp(cursor.replace("Z", "").ljust(23, "0")[:23]) - OVERLAP
-            soql = (
-                f"SELECT {MEMBER_FIELDS}, IsDeleted FROM CampaignMember WHERE SystemModstamp >= {_soql_time(since)} "
-                "ORDER BY SystemModstamp, Id"
-            )
-            answer = self.adapter.call("queryAll", lambda sf: sf.query_all(soql, include_deleted=True))
-            rows: list[dict[str, Any]] = list(answer.get("records", []))
-            events: list[Event] = []
-            ids: list[str | None] = []
-            latest = _stamp(cursor.replace("Z", "").ljust(23, "0")[:23])
-            unknown_campaign = False
-            for row in rows:
-                stamp_text = str(row["SystemModstamp"])
-                stamp = _stamp(stamp_text)
-                latest = max(latest, stamp)
-                email = _email(row)
-                if email is None:
-                    continue
-                if store.campaign_by_sfdc_id(str(row["CampaignId"])) is None:
-                    unknown_campaign = True
-                event_id = f"sf:{row['Id']}:{stamp_text[:23]}"
-                if row.get("IsDeleted"):
-                    event = Event(
-                        type="removed_from_sfdc_campaign", person=email, campaign_id=str(row["CampaignId"]),
-                        id=event_id + ":deleted",
-                    )  # fmt: skip
-                else:
-                    event = Event(
-                        type="status_changed_in_sfdc_campaign", person=email, campaign_id=str(row["CampaignId"]),
-                        status=str(row["Status"]), id=f"{event_id}:{row['Status']}"[:255],
-                    )  # fmt: skip
-                events.append(event)
-                ids.append(str(row.get("LeadId") or row.get("ContactId") or "") or None)
-            if unknown_campaign:
-                sync_catalog(store, self.adapter)
-            intake = queue.put_events(store.conn, events, source="poller", person_sfdc_ids=ids)
-            queue.set_cursor(store, CURSOR, _soql_time(latest))
+            store.clear_caches()  # the workers change the mirror: nothing cached from the last cycle is trusted
+            report = self.changes.poll_once()
+            queue.set_cursor(store, CURSOR, report.cursor_after or "")
             store.commit()
         except Exception:
             store.rollback()
             raise
+        finally:
+            self._events, self._sfdc_ids = [], []
+        accepted = self._intake.accepted if self._intake is not None else 0
         self.polls += 1
         self.last_poll = queue.now()
-        if self.metrics is not None and intake.accepted:
-            self.metrics.events_received.labels(source="poller").inc(intake.accepted)
-        if intake.accepted:
-            log.info("poll: %d new observations from Salesforce", intake.accepted)
-        return intake.accepted
+        self.last_report = report
+        if report.resync:
+            log.info("Salesforce %s: %d campaign members read (%s)",
+                     "initial load" if report.cursor_before is None else "full resync",
+                     report.members_seen, report.resync_reason)  # fmt: skip
+        if report.skipped:
+            log.warning("poll: %d member change(s) not observed (%s)", report.skipped, "; ".join(report.problems[:3]))
+        if self.metrics is not None and accepted:
+            self.metrics.events_received.labels(source="poller").inc(accepted)
+        if accepted:
+            log.info("poll: %d new observations from Salesforce", accepted)
+        return accepted
 
     def run(self, stop: threading.Event) -> None:
         log.info("Salesforce poller started (every %g s)", self.interval)

@@ -17,14 +17,19 @@ One cycle (`Poller.poll_once`):
    rows, without another call. A row whose (Id, SystemModstamp) was already observed is skipped (the overlap
    window reads some rows twice).
 3. **Observations.** Members and deletions are merged in time order and observed: through
-   `Interpreter.observe_membership` (then `drain()`, so triggers run) when an interpreter is given, else
-   written to the mirror directly. A deletion is mapped back to (person, campaign) through the `member_ids`
-   table (engine/store/cursors.py); ids never seen are looked up with queryAll. On a resync, every mirror
-   membership Salesforce no longer has is observed as a removal.
-4. **Commit, then cursors.** `store.commit()` first; only then do the cursors move (to `max(T, newest
-   SystemModstamp seen)`) in a second commit. A failure before the first commit rolls the cycle back and the
-   next cycle reads the same window again; observations are diffs against the mirror, so reading twice is
-   harmless.
+   `Interpreter.observe_membership` (then `drain()`, so triggers run) when an interpreter is given; handed to
+   the `sink` as `Observation`s when one is given (the mirror's memberships are then left to whoever consumes
+   them: the service's worker, through its inbox); else written to the mirror directly. A deletion is mapped
+   back to (person, campaign) through the `member_ids` table (engine/store/cursors.py); ids never seen are
+   looked up with queryAll. On a resync, every mirror membership Salesforce no longer has is observed as a
+   removal.
+4. **Commit, then cursors.** `before_commit()` when given (the service puts the sink's observations into its
+   inbox there, in the transaction that also records which members were observed), then `store.commit()`;
+   only then do the cursors move (to `max(T, newest SystemModstamp seen)`) in a second commit. A failure
+   before the first commit rolls the cycle back and the next cycle reads the same window again; observations
+   are diffs against the mirror, so reading twice is harmless.
+
+The first sync (the initial load) always writes the mirror directly and fires nothing, sink or interpreter.
 
 Persons are found by Salesforce id (ContactId first, then LeadId), then by email (a person the engine created
 and that is now in Salesforce gets linked). A member whose Lead/Contact has no email, or whose email belongs to
@@ -34,12 +39,13 @@ inventing an address would create a person nobody can match later.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
@@ -172,6 +178,26 @@ class Deletion:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One membership change seen in Salesforce, for a sink: "person is in campaign with status" (or, with
+    `status` None, "person is no longer in campaign"). `kind` is "added" when neither the mirror nor an earlier
+    observation (the `member_ids` table) has the pair as a member, else "status_changed" (a sink's consumer may be
+    behind or ahead: it should diff against its own state, not trust `kind`). `id` is stable across cycles:
+    `<CampaignMember id>:<SystemModstamp>`, `<CampaignMember id>:deleted:<deletedDate>` for a deletion (on a full
+    resync, the server time stands for the unknown deletion date)."""
+
+    kind: Literal["added", "status_changed", "removed"]
+    email: str
+    person_sfdc_id: str | None
+    person_sfdc_type: str | None
+    campaign: str
+    campaign_sfdc_id: str
+    status: str | None
+    at: datetime
+    id: str
+
+
 # ---------------------------------------------------------------------------------------------- poller
 class Poller:
     """Polls Salesforce for campaign membership changes and feeds them to the mirror (and the interpreter)."""
@@ -183,12 +209,22 @@ class Poller:
         interpreter: Interpreter | None = None,
         *,
         overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
+        sink: Callable[[Observation], None] | None = None,
+        before_commit: Callable[[], None] | None = None,
     ) -> None:
+        """`sink`, when given, receives every observation of a cycle after the first instead of the interpreter
+        or the mirror (not both: an interpreter and a sink are exclusive). `before_commit`, when given, is called
+        at the end of every successful cycle, right before the store commits the cycle's work: what it writes on
+        the store is committed with it (or rolled back with it if the commit fails)."""
         if interpreter is not None and interpreter.store is not store:
             raise ValueError("the interpreter must work on the poller's store")
+        if interpreter is not None and sink is not None:
+            raise ValueError("the poller observes through an interpreter or a sink, not both")
         self.adapter = adapter
         self.store = store
         self.interpreter = interpreter
+        self.sink = sink
+        self.before_commit = before_commit
         self._initial_load = False
         self.overlap = timedelta(seconds=overlap_seconds)
         self.members = MemberIds(store)
@@ -229,7 +265,7 @@ class Poller:
             else:
                 report.deletions_seen = len(deletions)
                 self._observe_changes(report, rows, deletions)
-                self.members.prune(format_stamp(parse_stamp(deleted_cursor or "") - 2 * self.overlap))
+                self.members.prune(_tombstone_stamp(parse_stamp(deleted_cursor or "") - 2 * self.overlap))
             newest_member = max((row.at for row in rows), default=None)
             if self.interpreter is not None:
                 # After the members are mirrored: a program links against what its campaign really holds (the
@@ -245,6 +281,8 @@ class Poller:
             raise
         # the observations first: the cursors move only once they are stored
         try:
+            if self.before_commit is not None:
+                self.before_commit()
             store.commit()
         except BaseException:
             store.rollback()
@@ -262,6 +300,15 @@ class Poller:
         report.deleted_cursor_after = format_stamp(server_time)
         report.api_calls = self.adapter.calls - calls_before
         report.seconds = time.perf_counter() - started
+        return report
+
+    def refresh_catalog(self) -> PollReport:
+        """Every Salesforce campaign and its member statuses into the mirror, now (step 1 of a full resync),
+        without moving any cursor. The caller commits (or rolls back)."""
+        report = PollReport()
+        calls_before = self.adapter.calls
+        self._refresh_campaigns(report, None, None)
+        report.api_calls = self.adapter.calls - calls_before
         return report
 
     # ------------------------------------------------------------------------------------------ API calls
@@ -486,9 +533,44 @@ class Poller:
 
     # ------------------------------------------------------------------------------------------ step 3
     def _observe(
-        self, report: PollReport, person: Person, campaign: CampaignInfo, status: str | None, at: datetime
+        self,
+        report: PollReport,
+        person: Person,
+        campaign: CampaignInfo,
+        status: str | None,
+        at: datetime,
+        key: Callable[[], str] | None = None,
     ) -> None:
+        """`key` makes the observation's stable id (for a sink)."""
         current = self.store.memberships(person.id).get(campaign.id)
+        if self.sink is not None and not self._initial_load:
+            # The sink's consumer applies the observation later, on its own view of the mirror: nothing is
+            # skipped as unchanged here (a change it has not applied yet may stand between), it diffs then.
+            kind: Literal["added", "status_changed", "removed"]
+            if status is None:
+                kind = "removed"
+                report.removed += 1
+            elif current is None and not self._observed_live(person.id, campaign.id):
+                kind = "added"
+                report.added += 1
+            else:
+                kind = "status_changed"
+                report.status_changed += 1
+            stable = key() if key is not None else f"{person.sfdc_id or person.email}:{campaign.sfdc_id}:{at}"
+            self.sink(
+                Observation(
+                    kind=kind,
+                    email=person.email,
+                    person_sfdc_id=person.sfdc_id,
+                    person_sfdc_type=person.sfdc_type,
+                    campaign=campaign.name,
+                    campaign_sfdc_id=campaign.sfdc_id,
+                    status=status,
+                    at=at,
+                    id=stable,
+                )
+            )
+            return
         if current == status:
             report.unchanged += 1
             return
@@ -517,6 +599,13 @@ class Poller:
             return
         interp.drain()
 
+    def _observed_live(self, person_id: int, campaign_id: int) -> bool:
+        """Whether an earlier cycle observed the pair as a member, not deleted since (what a sink has been told,
+        whether or not its consumer has applied it to the mirror yet)."""
+        member_id = self.members.member_of(person_id, campaign_id)
+        known = self.members.lookup(member_id) if member_id is not None else None
+        return known is not None and not known[2].startswith(TOMBSTONE)
+
     def _observe_row(self, report: PollReport, row: MemberRow) -> tuple[Person, CampaignInfo] | None:
         campaign = self.store.campaign_by_sfdc_id(row.campaign_id)
         if campaign is None:
@@ -527,7 +616,7 @@ class Poller:
         if person is None:
             report.skipped += 1
             return None
-        self._observe(report, person, campaign, row.status, row.at)
+        self._observe(report, person, campaign, row.status, row.at, lambda: f"{row.id}:{row.modstamp}")
         return person, campaign
 
     def _observe_changes(self, report: PollReport, rows: Sequence[MemberRow], deletions: Sequence[Deletion]) -> None:
@@ -559,16 +648,23 @@ class Poller:
                 report.deletions_repeated += 1
                 return
             person_id, campaign_id = known[0], known[1]
-            self.members.bury(deletion.id, format_stamp(deletion.at))
+            self.members.bury(deletion.id, _tombstone_stamp(deletion.at))
         else:
             pair = resolved.get(deletion.id)
             # a member never seen: only when no other member of the pair is known to be live
             if pair is None or self.members.member_of(*pair) is not None:
                 return
             person_id, campaign_id = pair
-        if campaign_id not in self.store.memberships(person_id):
-            return
-        self._observe(report, self.store.person_by_id(person_id), self.store.campaign(campaign_id), None, deletion.at)
+        if self.sink is None and campaign_id not in self.store.memberships(person_id):
+            return  # (a sink's consumer may not have applied the membership yet: it gets the removal anyway)
+        self._observe(
+            report,
+            self.store.person_by_id(person_id),
+            self.store.campaign(campaign_id),
+            None,
+            deletion.at,
+            lambda: f"{deletion.id}:deleted:{format_stamp(deletion.at)}",
+        )
 
     def _resolve_deleted(self, ids: Sequence[str]) -> dict[str, tuple[int, int]]:
         """(person id, campaign id) of deleted members the poller never saw, by queryAll (200 ids a call)."""
@@ -609,8 +705,27 @@ class Poller:
             if (person_id, campaign.id) in live:
                 continue
             report.deletions_seen += 1
-            self._observe(report, store.person_by_id(person_id), campaign, None, server_time)
+            self._observe(
+                report,
+                store.person_by_id(person_id),
+                campaign,
+                None,
+                server_time,
+                functools.partial(_resync_removal_id, self.members, person_id, campaign, server_time),
+            )
         self.members.replace_all(mapping)
+
+
+def _tombstone_stamp(value: datetime) -> str:
+    """A deletion date in a tombstone: `member_ids.modstamp` holds 32 characters, `deleted:` and this one (24,
+    the SOQL form: the wire form's 28 do not fit, and PostgreSQL enforces the length). Sorts as dates do."""
+    return soql_datetime(value)
+
+
+def _resync_removal_id(members: MemberIds, person_id: int, campaign: CampaignInfo, server_time: datetime) -> str:
+    """The id of a removal found by a full resync: the member's id when it was seen, with the server time."""
+    member_id = members.member_of(person_id, campaign.id) or f"{person_id}@{campaign.sfdc_id}"
+    return f"{member_id}:deleted:{format_stamp(server_time)}"
 
 
 def _status_lists(rows: Sequence[dict[str, Any]]) -> tuple[list[str], str, list[str]]:

@@ -3,6 +3,7 @@ the worker is killed with SIGKILL while it sends; the poller turns Salesforce ch
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
@@ -196,3 +197,45 @@ def test_a_crash_between_sending_and_marking_sends_again_without_duplicates(
     assert leads == {"old@example.com": 1, "new@example.com": 1}
     persons = dict(query(url, "SELECT email, sfdc_id FROM persons"))
     assert persons["new@example.com"].startswith("00Q")  # the real id, found again by email
+
+
+def test_poller_turns_status_changes_and_deletions_into_inbox_events(org: RunningEmulator, pg_url: str) -> None:
+    """The service's poller is the sync poller with a sink: one inbox event per change, with a stable id."""
+    sf = org.client()
+    signups = make_campaign(sf, "Signups", ["Signed Up", "Attended"])
+    lead = str(sf.Lead.create({"LastName": "A", "Company": "C", "Email": "ann@example.com"})["id"])
+    prepare(org, pg_url)
+    poller = Poller(pg_url, SalesforceAdapter(settings(org)), interval=0.2)
+    book = RuleBook([RULES])
+    book.load()
+    work = Worker(pg_url, book, crm="salesforce", salesforce=settings(org))
+    try:
+        assert poller.poll_once() == 0  # the initial load: nothing there yet
+        member = str(sf.CampaignMember.create({"CampaignId": signups, "LeadId": lead, "Status": "Signed Up"})["id"])
+        assert poller.poll_once() == 1
+        sf.CampaignMember.update(member, {"Status": "Attended"})
+        assert poller.poll_once() == 1
+        sf.CampaignMember.delete(member)
+        org.advance_clock(61)  # getDeleted covers up to the server's last whole minute
+        assert poller.poll_once() == 1
+        assert poller.poll_once() == 0  # read again in the overlap window: already observed
+        rows = query(pg_url, "SELECT event, person_sfdc_id, source FROM service_inbox ORDER BY id")
+        events = [json.loads(event) for event, _, _ in rows]
+        assert [(e["type"], e.get("status")) for e in events] == [
+            ("added_to_sfdc_campaign", "Signed Up"),
+            ("status_changed_in_sfdc_campaign", "Attended"),
+            ("removed_from_sfdc_campaign", None),
+        ]
+        assert {(e["person"], e["campaign_id"]) for e in events} == {("ann@example.com", signups)}
+        assert all(e["id"].startswith(f"sf:{member}:") and e.get("at") for e in events)
+        assert ":deleted:" in events[2]["id"]
+        assert {(sfdc_id, source) for _, sfdc_id, source in rows} == {(lead, "poller")}
+        # the worker applies them: the mirror follows Salesforce
+        for _ in range(5):
+            work.step()
+        assert processed(pg_url) == 3
+        sql = "SELECT COUNT(*) FROM memberships m JOIN campaigns c ON c.id = m.campaign_id WHERE c.name = 'Signups'"
+        assert query(pg_url, sql)[0][0] == 0
+    finally:
+        work.close()
+        poller.close()
