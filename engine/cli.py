@@ -4,43 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from engine import __version__
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-
-
-def _err(message: str) -> None:
-    click.echo(message, err=True)
-
-
-def guarded(func: F) -> F:
-    """No Python traceback reaches a user: unexpected failures become one line and exit 3."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
-            raise
-        except KeyboardInterrupt:
-            _err("interrupted")
-            sys.exit(130)
-        except BrokenPipeError:
-            sys.exit(0)
-        except Exception as error:
-            _err(f"smartcampaign: internal error: {type(error).__name__}: {error}")
-            _err("please report this with the command you ran and its input")
-            sys.exit(3)
-
-    return wrapper  # type: ignore[return-value]
+from engine.cli_support import EXIT_FAIL, EXIT_OK, EXIT_USAGE, guarded
+from engine.cli_support import err as _err
 
 
 def _catalog_from_world(path: str) -> Any:

@@ -6,40 +6,14 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
+from engine.cli_support import EXIT_FAIL, EXIT_OK, EXIT_USAGE, F, guarded
+from engine.cli_support import err as _err
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 DB_HELP = "Store URL: sqlite:///FILE or postgresql://USER@HOST/DB (env SMARTCAMPAIGN_DB_URL)."
-
-
-def _err(message: str) -> None:
-    click.echo(message, err=True)
-
-
-def guarded(func: F) -> F:
-    """No Python traceback reaches a user: unexpected failures become one line and exit 3."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
-            raise
-        except KeyboardInterrupt:
-            _err("interrupted")
-            sys.exit(130)
-        except Exception as error:
-            _err(f"smartcampaign: internal error: {type(error).__name__}: {error}")
-            _err("please report this with the command you ran and its input")
-            sys.exit(EXIT_INTERNAL)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _salesforce(crm: str, env_file: str | None) -> Any:
