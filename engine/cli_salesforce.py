@@ -22,10 +22,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from engine.cli_support import EXIT_FAIL, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
+
 if TYPE_CHECKING:  # settings load pydantic-settings: only when a command runs, not for `--help`
     from engine.model.settings import EngineSettings, SalesforceSettings
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 DEFAULT_DB = "sqlite:///smartcampaign.db"
 SECRET_FIELDS = ("password", "security_token", "session_id", "client_secret")
 
