@@ -2,52 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
 
-from engine.crm.emulator.settings import DEFAULT_PORT, ERROR_STATUSES, LOOPBACK_HOSTS, default_cert_dir
+from engine.crm.emulator.settings import DEFAULT_PORT, LOOPBACK_HOSTS, default_cert_dir
 
-__all__ = ["emulator_command", "main"]
-
-
-def main(
-    port: int = DEFAULT_PORT,
-    data: str | Path | None = None,
-    token: str | None = None,
-    cert_dir: str | Path | None = None,
-    quota: int | None = None,
-    *,
-    error_rate: float = 0.0,
-    error_statuses: Sequence[int] = ERROR_STATUSES,
-    latency_ms: float = 0.0,
-    lock_rate: float = 0.0,
-    fault_seed: int | None = None,
-    host: str = "127.0.0.1",
-    verbose: bool = False,
-    echo: Callable[[str], None] | None = None,
-) -> int:
-    """Runs the emulator in the foreground until Ctrl-C, after printing how to connect; returns 0.
-
-    The web stack is imported here, not when this module is, so registering the command costs nothing."""
-    from engine.crm.emulator.server import main as serve
-
-    return serve(
-        port,
-        data,
-        token,
-        cert_dir,
-        quota,
-        error_rate=error_rate,
-        error_statuses=error_statuses,
-        latency_ms=latency_ms,
-        lock_rate=lock_rate,
-        fault_seed=fault_seed,
-        host=host,
-        verbose=verbose,
-        echo=echo,
-    )
+__all__ = ["emulator_command"]
 
 
 def _statuses(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -133,6 +94,9 @@ def emulator_command(
       smartcampaign emulator --data org.sqlite3 --token dev-token --cert-dir .emulator
       smartcampaign emulator --port 0 --error-rate 0.1 --latency-ms 200 --lock-rate 0.05
     """
+    # the web stack is imported here, not when this module is, so registering the command costs nothing
+    from engine.crm.emulator.server import main
+
     try:
         main(
             port,
