@@ -183,7 +183,7 @@ class Runner:
 
         from engine.crm.local import LocalOrg
         from engine.language.loader import load_rule_set
-        from engine.runtime.interpreter import Interpreter
+        from engine.runtime.interpreter import Interpreter, keep_out_of_gc
         from engine.store.store import Store
 
         self.spec = spec
@@ -202,6 +202,7 @@ class Runner:
         self.out["seed_s"] = time.perf_counter() - started
         self.out["rss_seeded_mb"] = rss_mb()
 
+        keep_out_of_gc()  # as the replay command and service workers do before a long run
         self.interp = Interpreter(loaded.rule_set, self.store, LocalOrg(self.store))
         self.begin = datetime.fromisoformat(START)
         self.interp.set_clock(self.begin.timestamp())

@@ -258,10 +258,12 @@ def replay(
     """
     from engine.model.loading import InputError
     from engine.model.world import as_utc
+    from engine.runtime.interpreter import keep_out_of_gc
     from engine.runtime.replay import ReplayOptions
     from engine.runtime.replay import replay as run_replay
 
     rule_set, world, events = _replay_inputs("replay", rules, world_path, events_path)
+    keep_out_of_gc()
     try:
         options = ReplayOptions(
             until=as_utc(until) if until is not None else None,

@@ -26,7 +26,7 @@ from engine.crm.local import LocalOrg
 from engine.crm.protocol import CrmAdapter
 from engine.model.loading import InputError
 from engine.model.settings import EngineSettings, SalesforceSettings
-from engine.runtime.interpreter import Interpreter
+from engine.runtime.interpreter import Interpreter, keep_out_of_gc
 from engine.runtime.replay import ReplayInputEvent, process_event, validate_events
 from engine.service import queue
 from engine.service.delivery import OutboxCrm, OutboxSender
@@ -170,6 +170,7 @@ class Worker:
         rule_set, version = self.rules.current()
         if self.interp is None or version != self._rules_version:
             engine = self.options.engine
+            keep_out_of_gc()  # a (new) rule set for the long run
             interp = Interpreter(
                 rule_set,
                 self.store,
