@@ -354,6 +354,23 @@ def explain(
         render_text(result)
 
 
+@cli.command()
+@click.option(
+    "--db", "db_url", metavar="URL", help="Store database: its SFDC campaign catalog feeds checks and completion."
+)
+def lsp(db_url: str | None) -> None:
+    """Language server over stdio (diagnostics, formatting, hover, definition, completion); see docs/editors.md.
+
+    \b
+    Examples (an editor starts it; you rarely do):
+      smartcampaign lsp
+      smartcampaign lsp --db sqlite:///smartcampaign.db
+    """
+    from engine.lsp.server import run
+
+    run(db_url)
+
+
 def _register_optional_commands() -> None:
     """Commands that live beside their rooms (emulator, Salesforce sync and doctor, the service)."""
     from engine.cli_salesforce import doctor_command, sync_command

@@ -1,0 +1,1 @@
+"""The smartcampaign language server (`smartcampaign lsp`): diagnostics, formatting, hover, definition, completion."""

@@ -1,0 +1,88 @@
+"""What a trigger, filter or flow step does, in words (for hover)."""
+
+from __future__ import annotations
+
+from engine.language import ast
+
+
+def ref(campaign: ast.CampaignRef) -> str:
+    if campaign.kind == "any":
+        return "any SFDC campaign"
+    if campaign.kind == "name":
+        return f'the SFDC campaign "{campaign.values[0]}"'
+    if campaign.kind == "id":
+        return f'the SFDC campaign with id "{campaign.values[0]}"'
+    listed = ", ".join(f'"{v}"' for v in campaign.values)
+    return f"an SFDC campaign {'other than' if campaign.kind == 'not_in' else 'among'} {listed}"
+
+
+def match(status: ast.StatusMatch) -> str:
+    listed = " or ".join(f'"{v}"' for v in status.values)
+    return f"other than {listed}" if status.kind == "not_in" else listed
+
+
+def trigger(node: ast.Trigger) -> str:
+    where = ref(node.campaign) if node.campaign is not None else f'the program "{node.program}"'
+    if node.kind == "added":
+        text = f"Fires when a person is added to {where}"
+    elif node.kind == "removed":
+        text = f"Fires when a person is removed from {where}"
+    else:
+        text = f"Fires when a person's member status changes in {where}"
+    if node.status is not None:
+        text += f" with status {match(node.status)}"
+    if node.from_status is not None:
+        text += f", from {match(node.from_status)}"
+    if node.to_status is not None:
+        text += f", to {match(node.to_status)}"
+    return text + "; the person then becomes a candidate for the campaign's flow."
+
+
+def expr(node: ast.FilterExpr) -> str:
+    if isinstance(node, ast.MembershipFilter):
+        text = f"is a member of {ref(node.campaign)}"
+        return text + (f" with status {match(node.status)}" if node.status is not None else "")
+    if isinstance(node, ast.ProgramMembershipFilter):
+        text = f'is a member of the program "{node.program}"'
+        return text + (f" with status {match(node.status)}" if node.status is not None else "")
+    if isinstance(node, ast.Not):
+        return f"not ({expr(node.operand)})"
+    joiner = " and " if isinstance(node, ast.And) else " or "
+    return joiner.join(f"({expr(operand)})" for operand in node.operands)
+
+
+def filter_(node: ast.FilterExpr) -> str:
+    return f"Only people who {expr(node)} go through the flow; everyone else is skipped."
+
+
+def step(node: ast.FlowStep) -> str:
+    if isinstance(node, ast.AddToCampaign):
+        return f'Adds the person to {ref(node.campaign)} with status "{node.status}" (no change if already a member).'
+    if isinstance(node, ast.ChangeStatusInCampaign):
+        return (
+            f'Sets the person\'s member status in {ref(node.campaign)} to "{node.status}" '
+            "(adding them if they are not a member)."
+        )
+    if isinstance(node, ast.RemoveFromCampaign):
+        return f"Removes the person from {ref(node.campaign)}."
+    if isinstance(node, ast.ChangeProgramStatus):
+        return f'Moves the person to status "{node.status}" in the program "{node.program}" (never to a lower step).'
+    if isinstance(node, ast.Wait):
+        unit = node.unit if node.amount == 1 else f"{node.unit}s"
+        return f"Waits {node.amount} {unit} before the next step."
+    arms = len(node.branches)
+    return f"Runs the steps of the first of its {arms} branches whose condition the person meets."
+
+
+def qualification(node: ast.Qualification) -> str:
+    if node.kind == "every_time":
+        return "A person can run through the flow every time a trigger fires."
+    if node.kind == "window":
+        unit = node.unit if node.amount == 1 else f"{node.unit}s"
+        return f"A person runs through the flow at most once every {node.amount} {unit}."
+    return "A person runs through the flow once, ever."
+
+
+def campaign_kind(campaign: ast.Campaign) -> str:
+    kind = "trigger campaign" if campaign.triggers else "batch campaign"
+    return kind + ("" if campaign.active else ", inactive")
