@@ -90,7 +90,10 @@ def test_a_syntax_error_is_published_too(client: LspClient, rules: Path) -> None
 
 def test_formatting_returns_what_fmt_prints(client: LspClient, rules: Path) -> None:
     messy = rules / "messy.campaign"
-    text = 'campaign   "Messy" {\ntrigger added to sfdc campaign "Prospects"\n  flow { remove from sfdc campaign "Prospects" }\n}\n'
+    text = (
+        'campaign   "Messy" {\ntrigger added to sfdc campaign "Prospects"\n'
+        '  flow { remove from sfdc campaign "Prospects" }\n}\n'
+    )
     messy.write_text(text, encoding="utf-8")
     uri = client.open(messy)
     edits = client.request(
@@ -111,7 +114,7 @@ def test_hover_tells_what_a_trigger_does_and_what_a_campaign_is(client: LspClien
         "textDocument/hover", {"textDocument": {"uri": uri}, "position": _position_of(CAMPAIGNS, "trigger added")}
     )
     words = on_trigger["contents"]["value"]
-    assert "Fires when a person is added to the SFDC campaign \"Prospects\"" in words
+    assert 'Fires when a person is added to the SFDC campaign "Prospects"' in words
     assert '"New"' in words
 
     on_name = client.request(
