@@ -111,25 +111,17 @@ def build_server(catalog: Catalog | None = None) -> LanguageServer:
         state.set_text("", None)
         log(f"smartcampaign lsp {__version__}: rule set at {state.root}", types.MessageType.Info)
 
-    def refresh(uri: str) -> None:
-        document = server.workspace.get_text_document(uri)
-        state.set_text(path_of(uri), document.source)
+    @guard
+    def refresh(
+        params: types.DidOpenTextDocumentParams | types.DidChangeTextDocumentParams | types.DidSaveTextDocumentParams,
+    ) -> None:
+        """An opened, edited or saved document: its text over the disk's, then diagnostics again."""
+        uri = params.text_document.uri
+        state.set_text(path_of(uri), server.workspace.get_text_document(uri).source)
         publish()
 
-    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-    @guard
-    def did_open(params: types.DidOpenTextDocumentParams) -> None:
-        refresh(params.text_document.uri)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-    @guard
-    def did_change(params: types.DidChangeTextDocumentParams) -> None:
-        refresh(params.text_document.uri)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
-    @guard
-    def did_save(params: types.DidSaveTextDocumentParams) -> None:
-        refresh(params.text_document.uri)
+    for event in (types.TEXT_DOCUMENT_DID_OPEN, types.TEXT_DOCUMENT_DID_CHANGE, types.TEXT_DOCUMENT_DID_SAVE):
+        server.feature(event)(refresh)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     @guard

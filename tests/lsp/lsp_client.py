@@ -58,14 +58,19 @@ class LspClient:
         return message
 
     def request(self, method: str, params: Any) -> Any:
+        answer = self.answer(method, params)
+        assert "error" not in answer, answer["error"]
+        return answer.get("result")
+
+    def answer(self, method: str, params: Any) -> dict[str, Any]:
+        """The whole response message (a result or an error)."""
         self._next_id += 1
         ident = self._next_id
         self.send({"id": ident, "method": method, "params": params})
         while True:
             message = self._next()
             if message.get("id") == ident and "method" not in message:
-                assert "error" not in message, message["error"]
-                return message.get("result")
+                return message
             if "id" in message and "method" in message:  # a request from the server: answer it
                 self.send({"id": message["id"], "result": None})
             else:

@@ -167,9 +167,14 @@ def test_completion_offers_keywords_campaign_names_and_statuses(client: LspClien
     assert "Active" in labels  # a member status the rules set
 
 
-def test_a_failing_request_does_not_stop_the_server(client: LspClient, rules: Path) -> None:
+def test_a_request_about_an_unknown_document_does_not_stop_the_server(client: LspClient, rules: Path) -> None:
     missing = (rules / "never-opened.campaign").as_uri()
-    client.request("textDocument/hover", {"textDocument": {"uri": missing}, "position": {"line": 99, "character": 0}})
+    assert (
+        client.request(
+            "textDocument/hover", {"textDocument": {"uri": missing}, "position": {"line": 9, "character": 0}}
+        )
+        is None
+    )
     uri = client.open(rules / "welcome.campaign", CAMPAIGNS)
     assert client.wait_for("textDocument/publishDiagnostics", uri=uri)["diagnostics"] == []
     assert client.process.poll() is None
