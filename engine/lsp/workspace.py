@@ -93,7 +93,7 @@ class RuleWorkspace:
     def load(self) -> LoadResult:
         """Loads and checks the rule set as `check` does (with the store's catalog when one is given)."""
         if self._loaded is None:
-            self._loaded = load_rule_set(self.files(), catalog=self.catalog, use_cache=False, texts=dict(self.open))
+            self._loaded = load_rule_set(self.files(), catalog=self.catalog, texts=dict(self.open))
         return self._loaded
 
     def diagnostics_for(self, path: str) -> list[Diagnostic]:

@@ -178,3 +178,19 @@ def test_a_request_about_an_unknown_document_does_not_stop_the_server(client: Ls
     uri = client.open(rules / "welcome.campaign", CAMPAIGNS)
     assert client.wait_for("textDocument/publishDiagnostics", uri=uri)["diagnostics"] == []
     assert client.process.poll() is None
+
+
+def test_hover_on_a_channel_and_a_synced_sfdc_campaign(client: LspClient, rules: Path) -> None:
+    programs = rules / "programs.campaign"
+    text = programs.read_text(encoding="utf-8")
+    uri = client.open(programs)
+    channel = client.request(
+        "textDocument/hover", {"textDocument": {"uri": uri}, "position": _position_of(text, '"Webinar"', 2)}
+    )["contents"]["value"]
+    assert 'Channel "Webinar"' in channel and "built in" in channel
+    assert "Attended (30, success)" in channel
+    synced = client.request(
+        "textDocument/hover", {"textDocument": {"uri": uri}, "position": _position_of(text, '"Spring Webinar 2026"', 2)}
+    )["contents"]["value"]
+    assert 'SFDC campaign "Spring Webinar 2026"' in synced
+    assert f'Synced with program "Spring Webinar" at {programs}:3:15' in synced
