@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
@@ -50,7 +54,12 @@ LIMIT_RE = re.compile(r"api-usage=(\d+)/(\d+)")
 
 
 class SalesforceUnavailable(Exception):
-    """Salesforce cannot be used right now (unreachable, failing, not authenticated). Work stays queued."""
+    """Salesforce cannot be used right now (unreachable, failing, not authenticated). Work stays queued.
+
+    Raised by `execute` part way through a batch, `results` holds the answers of the operations that were sent
+    (None for those that were not: they stay queued and go out later, in order)."""
+
+    results: list[p.OperationResult | None] | None = None
 
 
 class QuotaExceeded(SalesforceUnavailable):
@@ -71,22 +80,54 @@ class ApiUsage:
         return max(self.limit - self.used, 0)
 
 
+def endpoint_of(method: str, url: str) -> str:
+    """A call's endpoint as operators read it: `POST composite/sobjects`, `GET query`, `GET sobjects/Lead/updated`."""
+    parts = [part for part in urlsplit(url).path.split("/") if part]
+    if "data" in parts:
+        rest = parts[parts.index("data") + 2 :]  # after /services/data/vNN.N
+        if rest[:1] == ["sobjects"] and len(rest) > 1:
+            key = "/".join(rest[:2] + [part for part in rest[2:3] if part in ("updated", "deleted", "describe")])
+        elif rest[:1] == ["composite"]:
+            key = "/".join(rest[:2])
+        else:
+            key = rest[0] if rest else "versions"
+    elif "oauth2" in parts:
+        key = "oauth2/" + parts[-1]
+    elif "Soap" in parts:
+        key = "soap login"
+    else:
+        key = "/".join(parts[-2:]) or "/"
+    return f"{method.upper()} {key}"
+
+
 class _CountingSession(requests.Session):
-    """A requests session that counts every API call and reads `Sforce-Limit-Info`."""
+    """A requests session that counts every API call (by endpoint) and reads `Sforce-Limit-Info`. Thread-safe:
+    collection requests of one batch go out side by side."""
 
     def __init__(self, settings: SalesforceSettings) -> None:
         super().__init__()
-        self.calls = 0
+        self.by_endpoint: Counter[str] = Counter()
         self.usage = ApiUsage()
         self.timeout = settings.timeout
+        self._lock = threading.Lock()
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(settings.concurrency * 2, 10))
+        self.mount("https://", adapter)
         if settings.ca_file:
             self.verify = settings.ca_file
             # a set REQUESTS_CA_BUNDLE would otherwise win over `verify`
             self.trust_env = False
 
+    @property
+    def calls(self) -> int:
+        with self._lock:
+            return sum(self.by_endpoint.values())
+
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
-        self.calls += 1
+        endpoint = endpoint_of(method.decode() if isinstance(method, bytes) else method,
+                               url.decode() if isinstance(url, bytes) else url)  # fmt: skip
+        with self._lock:
+            self.by_endpoint[endpoint] += 1
         response = super().request(method, url, *args, **kwargs)  # type: ignore[arg-type]
         match = LIMIT_RE.search(response.headers.get("Sforce-Limit-Info", ""))
         if match:
@@ -155,6 +196,10 @@ class SalesforceAdapter:
     @property
     def usage(self) -> ApiUsage:
         return self._session.usage
+
+    def calls_by_endpoint(self) -> dict[str, int]:
+        with self._session._lock:
+            return dict(self._session.by_endpoint)
 
     def connect(self) -> Salesforce:
         if self._sf is None:
@@ -265,6 +310,19 @@ class SalesforceAdapter:
         result = self.call("query", lambda sf: sf.query_all(soql))
         return list(result.get("records", []))
 
+    def find_people(self, emails: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """lower(email) -> (id, "Lead" | "Contact") for those in Salesforce: one query per 200 emails for Leads,
+        then one per 200 of those not found for Contacts (a Lead wins, as a single lookup would)."""
+        wanted = list(dict.fromkeys(email.strip().lower() for email in emails if email))
+        found: dict[str, tuple[str, str]] = {}
+        for sobject in ("Lead", "Contact"):
+            missing = [email for email in wanted if email not in found]
+            for chunk in _chunks(missing, 200):
+                soql = format_soql(f"SELECT Id, Email FROM {sobject} WHERE Email IN {{e}}", e=list(chunk))
+                for row in self.query_all(soql):
+                    found.setdefault(str(row.get("Email") or "").lower(), (str(row["Id"]), sobject))
+        return found
+
     def campaign_statuses(self, campaign_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
         """Member status labels per campaign id, read once per `execute` (never a stale cache: a status
         deleted in Salesforce must not be written, or Salesforce would put the default in its place)."""
@@ -318,13 +376,18 @@ class SalesforceAdapter:
         self._statuses.clear()
         results: list[p.OperationResult | None] = [None] * len(operations)
         created: dict[str, str] = {}  # email -> Lead id, for `pending:` person ids in the same batch
-        for wave in _waves(operations):
-            by_kind: dict[type, list[int]] = defaultdict(list)
-            for index in wave:
-                by_kind[type(operations[index])].append(index)
-            for kind, indexes in by_kind.items():
-                handler = self._handlers[kind]
-                handler(self, [operations[i] for i in indexes], indexes, results, created)
+        try:
+            for wave in _waves(operations):
+                by_kind: dict[type, list[int]] = defaultdict(list)
+                for index in wave:
+                    by_kind[type(operations[index])].append(index)
+                for kind, indexes in by_kind.items():
+                    handler = self._handlers[kind]
+                    handler(self, [operations[i] for i in indexes], indexes, results, created)
+        except SalesforceUnavailable as error:
+            if error.results is None and any(r is not None for r in results):
+                error.results = results  # what was answered is kept; the rest waits
+            raise
         return [r if r is not None else p.OperationResult.failure("ERROR", "not executed") for r in results]
 
     def _resolve_person(self, person_id: str, created: dict[str, str]) -> str | None:
@@ -354,9 +417,9 @@ class SalesforceAdapter:
         for attempt in range(self.settings.max_retries):
             if not pending:
                 break
-            emails = list(dict.fromkeys(op.email.lower() for _, op in pending))
+            # a create that went through before (a timed-out call, a flush repeated after a crash) is found here
             existing: dict[str, str] = {}
-            for chunk in _chunks(emails, 200):
+            for chunk in _chunks(list(dict.fromkeys(op.email.lower() for _, op in pending)), 200):
                 soql = format_soql("SELECT Id, Email FROM Lead WHERE Email IN {e}", e=list(chunk))
                 for row in self.query_all(soql):
                     existing.setdefault(str(row.get("Email") or "").lower(), str(row["Id"]))
@@ -609,6 +672,45 @@ class SalesforceAdapter:
     }
 
     # ------------------------------------------------------------------------------ collections
+    def _side_by_side(
+        self,
+        send: Callable[[Sequence[tuple[int, Any]]], Any],
+        chunks: list[Sequence[tuple[int, Any]]],
+        results: list[p.OperationResult | None],
+    ) -> list[tuple[Sequence[tuple[int, Any]], Any]]:
+        """Each chunk sent as one collection request, up to `concurrency` of them in flight at once. Answers come
+        back in chunk order. When Salesforce stays unavailable for some chunks, the answers of the others are
+        written into `results` before the error is raised, so what was done is not done again."""
+        if len(chunks) <= 1 or self.settings.concurrency <= 1:
+            return [(chunk, send(chunk)) for chunk in chunks]
+        with ThreadPoolExecutor(max_workers=min(self.settings.concurrency, len(chunks))) as pool:
+            futures = [pool.submit(send, chunk) for chunk in chunks]
+            answered: list[tuple[Sequence[tuple[int, Any]], Any]] = []
+            failure: SalesforceUnavailable | None = None
+            for chunk, future in zip(chunks, futures, strict=True):
+                try:
+                    answered.append((chunk, future.result()))
+                except SalesforceUnavailable as error:
+                    failure = failure or error
+        if failure is not None:
+            self._settle_answers(answered, results)
+            raise failure
+        return answered
+
+    @staticmethod
+    def _settle_answers(
+        answered: list[tuple[Sequence[tuple[int, Any]], Any]], results: list[p.OperationResult | None]
+    ) -> None:
+        for chunk, answer in answered:
+            for (index, item), result in zip(chunk, answer or [], strict=False):
+                if result.get("success"):
+                    record_id = item.get("id") if isinstance(item, dict) else item
+                    results[index] = p.OperationResult.success(result.get("id") or record_id)
+                else:
+                    code, message = _record_error(result)
+                    if code != LOCK_CODE:
+                        results[index] = _map_failure(code, message)
+
     def _backoff(self, attempt: int) -> None:
         delay = min(0.05 * (2**attempt), 2.0)
         (self._sleep or time.sleep)(delay)
@@ -639,9 +741,12 @@ class SalesforceAdapter:
             if attempt:
                 self._backoff(attempt - 1)
             locked: list[tuple[int, dict[str, Any]]] = []
-            for chunk in _chunks(pending, self.settings.batch_size):
+
+            def send(chunk: Sequence[tuple[int, dict[str, Any]]]) -> Any:
                 body = {"allOrNone": False, "records": [fields for _, fields in chunk]}
-                answer: Any = self.call(f"composite/sobjects {method}", _restful(method, body=body), retry=retry)
+                return self.call(f"composite/sobjects {method}", _restful(method, body=body), retry=retry)
+
+            for chunk, answer in self._side_by_side(send, list(_chunks(pending, self.settings.batch_size)), results):
                 for (index, fields), result in zip(chunk, answer or [], strict=False):
                     if result.get("success"):
                         results[index] = p.OperationResult.success(result.get("id") or fields.get("id"))
@@ -663,9 +768,12 @@ class SalesforceAdapter:
             if attempt:
                 self._backoff(attempt - 1)
             retry: list[tuple[int, str]] = []
-            for chunk in _chunks(pending, self.settings.batch_size):
+
+            def send(chunk: Sequence[tuple[int, str]]) -> Any:
                 params = {"ids": ",".join(record_id for _, record_id in chunk), "allOrNone": "false"}
-                answer = self.call("composite/sobjects DELETE", _restful("DELETE", params=params))
+                return self.call("composite/sobjects DELETE", _restful("DELETE", params=params))
+
+            for chunk, answer in self._side_by_side(send, list(_chunks(pending, self.settings.batch_size)), results):
                 for (index, record_id), result in zip(chunk, answer or [], strict=False):
                     if result.get("success"):
                         results[index] = p.OperationResult.success(record_id)

@@ -37,6 +37,7 @@ class SalesforceSettings(BaseSettings):
     timeout: float = 30.0
     batch_size: int = Field(default=200, ge=1, le=200)
     max_retries: int = Field(default=6, ge=1, le=20)
+    concurrency: int = Field(default=4, ge=1, le=16, description="Collection requests in flight at once")
 
     @field_validator("instance_url", "login_url")
     @classmethod

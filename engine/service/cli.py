@@ -64,7 +64,7 @@ _common = [
     click.option("--crm", type=click.Choice(["local", "salesforce"]), default="local", show_default=True,
                  help="local: the embedded org in the store; salesforce: SMARTCAMPAIGN_SFDC_* settings."),
     click.option("--env-file", type=click.Path(exists=True, dir_okay=False), help="Settings file (.env format)."),
-    click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, 5000),
+    click.option("--batch-size", default=200, show_default=True, type=click.IntRange(1, 5000),
                  help="Events a worker takes per transaction."),
     click.option("--watch", is_flag=True, help="Reload the rules when a rule file changes."),
     click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True),
@@ -233,10 +233,10 @@ def _graceful_server(config: Any) -> Any:
 )
 @click.option(
     "--outbox-batch",
-    default=200,
+    default=1000,
     show_default=True,
-    type=click.IntRange(1, 2000),
-    help="CRM operations sent per transaction (--crm salesforce).",
+    type=click.IntRange(1, 5000),
+    help="CRM operations sent per flush (--crm salesforce): collections of 200, several in flight.",
 )
 @guarded
 def worker_command(
@@ -265,6 +265,7 @@ def worker_command(
       smartcampaign worker --rules rules/ --db postgresql://... --crm salesforce --env-file prod.env
     """
     from engine.service.app import normalize_url
+    from engine.service.flusher import FlushOptions
     from engine.service.logs import setup_logging
     from engine.service.rules import RuleBook
     from engine.service.worker import Worker, WorkerOptions
@@ -287,7 +288,10 @@ def worker_command(
         crm=crm,
         salesforce=salesforce,
         options=WorkerOptions(
-            batch_size=batch_size, idle_sleep=idle_sleep, outbox_batch=outbox_batch, engine=_engine_settings(env_file)
+            batch_size=batch_size,
+            idle_sleep=idle_sleep,
+            flush=FlushOptions(batch=outbox_batch),
+            engine=_engine_settings(env_file),
         ),
         name=name,
     )

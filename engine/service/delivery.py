@@ -8,7 +8,12 @@ processed. `OutboxSender` then sends unsent rows through the Salesforce adapter 
 transaction of its own. A process that dies after sending and before marking sends the same rows again;
 Salesforce's side is idempotent for what the engine sends: adding an existing member is `DUPLICATE_VALUE`
 (done), a status update to the status a member has is done, removing a non-member is `NOT_A_MEMBER` (done),
-and Leads are looked up by email before they are created.
+and Leads are looked up by email (Lead, then Contact) in the same flush before they are created, so a flush
+repeated after a crash never makes a second Lead for one email.
+
+The sender runs in its own loop (`engine.service.flusher`): a slow or failing Salesforce makes the outbox deeper,
+never stops intake or the interpreter. A flush answered only in part (Salesforce became unavailable between two
+collection requests) settles what was answered and leaves the rest queued, in order.
 
 A Lead the engine creates gets a provisional id in the mirror, `~` and the person's row id (stable across
 processes); operations on it carry `pending:<email>` and are resolved when the Lead is created.
@@ -22,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from engine.crm import protocol as p
+from engine.crm.salesforce import SalesforceUnavailable
 from engine.runtime.interpreter import ACTIVITY_ADD, ACTIVITY_CHANGE, ACTIVITY_REMOVE, ACTIVITY_SYNC_LEAD
 from engine.service import queue
 from engine.service.metrics import ServiceMetrics
@@ -61,10 +67,7 @@ class OutboxCrm:
         return f"{self._prefix}:{self._seq}"
 
     def execute(self, operations: Sequence[p.Operation]) -> list[p.OperationResult]:
-        results: list[p.OperationResult] = []
-        for op in operations:
-            results.append(self._record(op))
-        return results
+        return [self._record(op) for op in operations]
 
     def _record(self, op: p.Operation) -> p.OperationResult:
         store = self.store
@@ -101,6 +104,29 @@ class OutboxCrm:
         return p.OperationResult.success(op.campaign_sfdc_id)
 
 
+def record_api_calls(
+    store: Store, adapter: Any, delta: dict[str, int], metrics: ServiceMetrics | None, *, commit: bool = False
+) -> None:
+    """Counts API calls made through `adapter` (endpoint -> calls) in the metrics and in the store, with the
+    last `Sforce-Limit-Info` reading. `commit`: in a transaction of its own (after a rollback)."""
+    if not delta:
+        return
+    if metrics is not None:
+        for endpoint, count in delta.items():
+            metrics.salesforce_calls.labels(endpoint=endpoint).inc(count)
+    try:
+        queue.add_api_calls(store, delta, queue.now())
+        usage = getattr(adapter, "usage", None)
+        if usage is not None and usage.limit:
+            queue.set_api_usage(store, int(usage.used), int(usage.limit), queue.now())
+        if commit:
+            store.commit()
+    except Exception as error:  # counting must never lose the work it counts
+        log.warning("cannot record Salesforce API calls: %s", error)
+        if commit:
+            store.rollback()
+
+
 def _with_person(op: p.Operation, person_sfdc_id: str) -> p.Operation:
     if isinstance(op, p.AddMember):
         return p.AddMember(person_sfdc_id, op.campaign_sfdc_id, op.status)
@@ -134,47 +160,74 @@ class OutboxSender:
         self.adapter = adapter
         self.metrics = metrics
 
-    def send_once(self, limit: int = 200) -> int:
-        """One batch: claim, send, settle, commit. Raises SalesforceUnavailable (nothing marked) when unreachable."""
+    def send_once(self, limit: int = 1000) -> int:
+        """One flush: claim, send, settle, commit. Returns the rows settled.
+
+        Raises SalesforceUnavailable when Salesforce could not be used: the rows it answered are settled and
+        committed first; the others stay queued as they were (nothing is marked, so order is kept)."""
         store = self.store
         rows = queue.claim_outbox(store, limit)
         if not rows:
             store.commit()
             return 0
         ops, synthetic = self._prepare(rows)
-        calls_before = int(getattr(self.adapter, "calls", 0))
+        before = self._calls()
+        unavailable: SalesforceUnavailable | None = None
         try:
-            results = self.adapter.execute([*synthetic, *ops])
+            results: Sequence[p.OperationResult | None] = self.adapter.execute([*synthetic, *ops])
+        except SalesforceUnavailable as error:
+            if error.results is None:
+                store.rollback()
+                self._record_calls(before, commit=True)
+                raise
+            results, unavailable = error.results, error
         except Exception:
             store.rollback()
+            self._record_calls(before, commit=True)
             raise
-        finally:
-            if self.metrics is not None:
-                self.metrics.salesforce_calls.inc(max(int(getattr(self.adapter, "calls", 0)) - calls_before, 0))
-        lead_results = results[: len(synthetic)]
-        for op, result in zip(synthetic, lead_results, strict=True):
+        self._record_calls(before)
+        for op, result in zip(synthetic, results[: len(synthetic)], strict=True):
             assert isinstance(op, p.CreateLead)
-            self._settle_lead(op, result)
+            if result is not None:
+                self._settle_lead(op, result)
         at = queue.now()
+        settled = 0
         for row, op, result in zip(rows, ops, results[len(synthetic) :], strict=True):
+            if result is None:
+                continue  # not sent: stays queued
+            settled += 1
             if isinstance(op, p.CreateLead):
                 self._settle_lead(op, result)
                 outcome = "done" if result.ok else "failed"
-                if not result.ok:
-                    self._log_failure(row, result)
             elif result.ok or _harmless(op, result):
                 outcome = "done"
             else:
                 outcome = "failed"
                 self._undo(row)
+            if outcome == "failed":
                 self._log_failure(row, result)
+                if self.metrics is not None:
+                    self.metrics.outbox_refused.labels(code=result.code or "ERROR").inc()
             queue.mark_sent(
-                store, row, outcome, json.dumps({"ok": result.ok, "id": result.id, "code": result.code}), at
-            )
+                store, row, outcome, json.dumps({"ok": result.ok, "id": result.id, "code": result.code,
+                                                 "message": result.message}), at,
+            )  # fmt: skip
             if self.metrics is not None:
                 self.metrics.outbox_sent.labels(outcome=outcome).inc()
         store.commit()
-        return len(rows)
+        if unavailable is not None:
+            raise unavailable
+        return settled
+
+    def _calls(self) -> dict[str, int]:
+        by_endpoint = getattr(self.adapter, "calls_by_endpoint", None)
+        return dict(by_endpoint()) if callable(by_endpoint) else {}
+
+    def _record_calls(self, before: dict[str, int], *, commit: bool = False) -> None:
+        """The API calls this flush made, by endpoint, into the metrics and the store (`status` reads them there)."""
+        after = self._calls()
+        delta = {key: count - before.get(key, 0) for key, count in after.items() if count > before.get(key, 0)}
+        record_api_calls(self.store, self.adapter, delta, self.metrics, commit=commit)
 
     def _prepare(self, rows: list[queue.OutboxRow]) -> tuple[list[p.Operation], list[p.Operation]]:
         """Operations to send: `pending:` persons whose Lead exists by now get its id; a `pending:` person whose
@@ -207,7 +260,8 @@ class OutboxSender:
         provisional = person.sfdc_id is None or person.sfdc_id.startswith(PLACEHOLDER)
         if result.ok and result.id:
             if provisional:
-                store.set_person_sfdc(person, result.id, "Lead", op.last_name or "", op.company or "")
+                sobject = "Contact" if result.id.startswith("003") else "Lead"  # found by email, not created
+                store.set_person_sfdc(person, result.id, sobject, op.last_name or "", op.company or "")
         elif person.sfdc_id is not None and person.sfdc_id.startswith(PLACEHOLDER):
             store.execute("UPDATE persons SET sfdc_id = NULL, sfdc_type = NULL WHERE id = ?", (person.id,))
             store.clear_caches()

@@ -40,6 +40,11 @@ class _Probes(Collector):
                 "smartcampaign_inbox_oldest_age_seconds", "Age of the oldest unprocessed event", max(age, 0.0)
             )
             yield GaugeMetricFamily("smartcampaign_outbox_depth", "CRM operations not sent yet", depth.outbox)
+            out_age = time.time() - depth.oldest_outbox_at if depth.oldest_outbox_at is not None else 0.0
+            yield GaugeMetricFamily(
+                "smartcampaign_outbox_oldest_age_seconds", "Age of the oldest CRM operation not sent yet",
+                max(out_age, 0.0),
+            )  # fmt: skip
             yield GaugeMetricFamily(
                 "smartcampaign_dead_letters", "Events that could not be processed (kept with their error)",
                 depth.dead_letters,
@@ -76,7 +81,13 @@ class ServiceMetrics:
             "smartcampaign_actions", "Flow steps by kind and outcome", ["kind", "outcome"], registry=r
         )
         self.engine_errors = Counter("smartcampaign_engine_errors", "Errors the interpreter reported", registry=r)
-        self.salesforce_calls = Counter("smartcampaign_salesforce_api_calls", "Salesforce API calls", registry=r)
+        self.salesforce_calls = Counter(
+            "smartcampaign_salesforce_api_calls", "Salesforce API calls by endpoint", ["endpoint"], registry=r
+        )
+        self.outbox_refused = Counter(
+            "smartcampaign_salesforce_refused_records", "Records Salesforce refused, by error code", ["code"],
+            registry=r,
+        )  # fmt: skip
         self.outbox_sent = Counter(
             "smartcampaign_outbox_sent", "CRM operations sent from the outbox", ["outcome"], registry=r
         )

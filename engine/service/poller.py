@@ -23,6 +23,7 @@ from simple_salesforce.format import format_soql
 from engine.crm.salesforce import SalesforceAdapter, SalesforceUnavailable
 from engine.model.events import Event, EventType
 from engine.service import queue
+from engine.service.delivery import record_api_calls
 from engine.service.metrics import ServiceMetrics
 from engine.store.store import Store
 from engine.sync.poller import Observation, PollReport
@@ -48,10 +49,29 @@ def find_person(adapter: SalesforceAdapter, email: str) -> tuple[str, str] | Non
     return None
 
 
+MIRROR_VERSION = "mirror.version"  # service_cursors: bumped whenever the poller writes the mirror itself
+
+
+def bump_mirror_version(store: Store) -> None:
+    """Tells the workers that the mirror changed under them (catalog, statuses, persons, a resync): they drop
+    what they cached. Events the poller hands to the inbox need no bump: the workers apply those themselves."""
+    queue.set_cursor(store, MIRROR_VERSION, f"{queue.now():.6f}")
+
+
+def wrote_mirror(report: PollReport) -> bool:
+    return bool(
+        report.resync or report.campaigns_added or report.campaigns_refreshed or report.statuses_refreshed
+        or report.persons_created or report.persons_linked
+    )  # fmt: skip
+
+
 def sync_catalog(store: Store, adapter: SalesforceAdapter) -> int:
     """SFDC campaigns and member statuses into the store (the caller commits). Returns how many changed."""
     report = ChangePoller(adapter, store).refresh_catalog()
-    return report.campaigns_added + report.campaigns_refreshed + report.statuses_refreshed
+    changed = report.campaigns_added + report.campaigns_refreshed + report.statuses_refreshed
+    if changed:
+        bump_mirror_version(store)
+    return changed
 
 
 def to_event(observation: Observation) -> Event:
@@ -107,8 +127,14 @@ class Poller:
         self._events, self._sfdc_ids, self._intake = [], [], None
         try:
             store.clear_caches()  # the workers change the mirror: nothing cached from the last cycle is trusted
+            before = self.adapter.calls_by_endpoint()
             report = self.changes.poll_once()
             queue.set_cursor(store, CURSOR, report.cursor_after or "")
+            if wrote_mirror(report):
+                bump_mirror_version(store)
+            after = self.adapter.calls_by_endpoint()
+            record_api_calls(store, self.adapter, {k: v - before.get(k, 0) for k, v in after.items()
+                                                   if v > before.get(k, 0)}, self.metrics)  # fmt: skip
             store.commit()
         except Exception:
             store.rollback()

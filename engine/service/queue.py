@@ -69,6 +69,14 @@ outbox = Table(
           sqlite_where=text("sent_at IS NULL")),
 )  # fmt: skip
 
+api_calls = Table(
+    "service_api_calls",
+    service_metadata,
+    Column("day", String(10), primary_key=True),  # UTC day, YYYY-MM-DD
+    Column("endpoint", String(128), primary_key=True),  # e.g. "POST composite/sobjects"
+    Column("calls", BigInteger, nullable=False),
+)
+
 cursors = Table(
     "service_cursors",
     service_metadata,
@@ -271,6 +279,12 @@ class OutboxRow:
     attempts: int
 
 
+_ADD_OUTBOX = (
+    "INSERT INTO service_outbox (key, partition, op, person_id, campaign_id, previous, at, created_at, attempts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)"
+)
+
+
 def add_outbox(
     store: Store,
     key: str,
@@ -281,15 +295,25 @@ def add_outbox(
     previous: str | None,
     at: float,
 ) -> None:
-    store.execute(
-        "INSERT INTO service_outbox (key, partition, op, person_id, campaign_id, previous, at, created_at, attempts) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
-        (key, partition, op_to_json(op), person_id, campaign_id, previous, at, now()),
-    )
+    """An outbox row in the store's transaction. A store with an `outbox_buffer` (the worker's) collects the rows
+    and writes them in one statement when it commits (`flush_outbox`)."""
+    params = (key, partition, op_to_json(op), person_id, campaign_id, previous, at, now())
+    buffer: list[tuple[Any, ...]] | None = getattr(store, "outbox_buffer", None)
+    if buffer is not None:
+        buffer.append(params)
+    else:
+        store.execute(_ADD_OUTBOX, params)
 
 
-def claim_outbox(store: Store, limit: int, *, max_partitions: int = 200) -> list[OutboxRow]:
+def flush_outbox(store: Store, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        store.executemany(_ADD_OUTBOX, rows)
+
+
+def claim_outbox(store: Store, limit: int, *, max_partitions: int | None = None) -> list[OutboxRow]:
     """The oldest unsent operations of partitions this transaction owns, in id order."""
+    if max_partitions is None:
+        max_partitions = limit
     if store.dialect == "postgresql":
         candidates = store.fetchall(
             "SELECT partition FROM (SELECT id, partition FROM service_outbox WHERE sent_at IS NULL "
@@ -339,6 +363,29 @@ def set_cursor(store: Store, name: str, value: str) -> None:
     )
 
 
+# ---------------------------------------------------------------------------------------------- API calls
+API_USAGE = "salesforce.api_usage"  # service_cursors: the last Sforce-Limit-Info reading, "used/limit@at"
+
+
+def utc_day(at: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(at))
+
+
+def add_api_calls(store: Store, delta: dict[str, int], at: float) -> None:
+    """Adds API calls (endpoint -> count) to today's totals (the caller commits)."""
+    day = utc_day(at)
+    for endpoint, count in sorted(delta.items()):
+        store.execute(
+            "INSERT INTO service_api_calls (day, endpoint, calls) VALUES (?, ?, ?) "
+            "ON CONFLICT (day, endpoint) DO UPDATE SET calls = service_api_calls.calls + excluded.calls",
+            (day, endpoint[:128], count),
+        )
+
+
+def set_api_usage(store: Store, used: int, limit: int, at: float) -> None:
+    set_cursor(store, API_USAGE, f"{used}/{limit}@{at:.3f}")
+
+
 # ---------------------------------------------------------------------------------------------- depth
 @dataclass(frozen=True)
 class Depth:
@@ -346,18 +393,91 @@ class Depth:
     oldest_received_at: float | None
     outbox: int
     dead_letters: int
+    oldest_outbox_at: float | None = None
 
 
 def depth(conn: Connection) -> Depth:
     row = conn.exec_driver_sql(
         "SELECT COUNT(*), MIN(received_at) FROM service_inbox WHERE processed_at IS NULL"
     ).fetchone()
-    out = conn.exec_driver_sql("SELECT COUNT(*) FROM service_outbox WHERE sent_at IS NULL").fetchone()
+    out = conn.exec_driver_sql("SELECT COUNT(*), MIN(created_at) FROM service_outbox WHERE sent_at IS NULL").fetchone()
     dead = conn.exec_driver_sql(
         "SELECT COUNT(*) FROM service_inbox WHERE error IS NOT NULL AND processed_at IS NOT NULL"
     ).fetchone()
     assert row is not None and out is not None and dead is not None
-    return Depth(int(row[0]), float(row[1]) if row[1] is not None else None, int(out[0]), int(dead[0]))
+    return Depth(
+        int(row[0]),
+        float(row[1]) if row[1] is not None else None,
+        int(out[0]),
+        int(dead[0]),
+        float(out[1]) if out[1] is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class Status:
+    """What an operator reads: queue depths and ages, Salesforce API calls and quota, refused records."""
+
+    depth: Depth
+    api_calls_today: dict[str, int]
+    api_used: int | None
+    api_limit: int | None
+    api_usage_at: float | None
+    refused: dict[str, int]  # error code -> records refused in the last 5 days
+    refused_total: int
+    at: float
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.depth
+        return {
+            "at": self.at,
+            "inbox": {"depth": d.inbox, "oldest_age_seconds": _age(d.oldest_received_at, self.at),
+                      "dead_letters": d.dead_letters},
+            "outbox": {"depth": d.outbox, "oldest_age_seconds": _age(d.oldest_outbox_at, self.at)},
+            "salesforce": {
+                "api_calls_today": dict(sorted(self.api_calls_today.items())),
+                "api_calls_today_total": sum(self.api_calls_today.values()),
+                "api_used": self.api_used,
+                "api_limit": self.api_limit,
+                "api_remaining": (max(self.api_limit - (self.api_used or 0), 0) if self.api_limit else None),
+                "api_usage_read_at": self.api_usage_at,
+            },
+            "refused": {"last_5_days": self.refused_total, "by_code": dict(sorted(self.refused.items()))},
+        }  # fmt: skip
+
+
+def _age(since: float | None, at: float) -> float:
+    return round(max(at - since, 0.0), 3) if since is not None else 0.0
+
+
+def status(conn: Connection, at: float | None = None) -> Status:
+    at = at if at is not None else now()
+    calls = {
+        str(endpoint): int(count)
+        for endpoint, count in conn.execute(
+            text("SELECT endpoint, calls FROM service_api_calls WHERE day = :day"), {"day": utc_day(at)}
+        ).fetchall()
+    }
+    usage_row = conn.execute(
+        text("SELECT value FROM service_cursors WHERE name = :name"), {"name": API_USAGE}
+    ).fetchone()
+    used = limit = None
+    usage_at = None
+    if usage_row is not None:
+        counts, _, when = str(usage_row[0]).partition("@")
+        used_text, _, limit_text = counts.partition("/")
+        used, limit, usage_at = int(used_text), int(limit_text), float(when)
+    refused: dict[str, int] = {}
+    for (result,) in conn.execute(
+        text("SELECT result FROM service_outbox WHERE outcome = 'failed' AND sent_at >= :since"),
+        {"since": at - 5 * 86400},
+    ).fetchall():
+        try:
+            code = str(json.loads(result).get("code") or "ERROR")
+        except (TypeError, ValueError):
+            code = "ERROR"
+        refused[code] = refused.get(code, 0) + 1
+    return Status(depth(conn), calls, used, limit, usage_at, refused, sum(refused.values()), at)
 
 
 def create_tables(engine: Engine) -> None:

@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,21 +30,38 @@ from engine.model.settings import EngineSettings, SalesforceSettings
 from engine.runtime.interpreter import Interpreter, keep_out_of_gc
 from engine.runtime.replay import ReplayInputEvent, process_event, validate_events
 from engine.service import queue
-from engine.service.delivery import OutboxCrm, OutboxSender
+from engine.service.delivery import OutboxCrm, record_api_calls
+from engine.service.flusher import FlushOptions, OutboxFlusher
 from engine.service.metrics import MetricsRecorder, ServiceMetrics
+from engine.service.poller import MIRROR_VERSION
 from engine.service.rules import RuleBook
 from engine.store.store import Continuation, Store
 
 log = logging.getLogger("smartcampaign.service")
 
 LINK_LOCK = 0x5C_0001  # advisory lock: one worker at a time links programs to campaigns
+PEOPLE_CACHE = 50_000  # Salesforce lookups remembered (email -> id, or not found)
+MISS_TTL = 300.0  # seconds a "not in Salesforce" answer is trusted
 
 
 class ServiceStore(Store):
-    """The store as a worker uses it: continuations are run only for the persons this worker holds."""
+    """The store as a worker uses it: continuations are run only for the persons this worker holds; outbox rows
+    are collected and written in one statement when the transaction commits."""
 
     due_persons: frozenset[int] | None = None
     due_candidates: set[int] | None = None  # persons with a continuation this transaction may run (None: unknown)
+    outbox_buffer: list[tuple[Any, ...]]
+
+    def _flush(self) -> None:
+        super()._flush()
+        buffer = self.__dict__.setdefault("outbox_buffer", [])
+        if buffer:
+            queue.flush_outbox(self, buffer)
+            buffer.clear()
+
+    def rollback(self) -> None:
+        self.__dict__.setdefault("outbox_buffer", []).clear()
+        super().rollback()
 
     def next_sfdc_id(self, prefix: str, taken: Any = None) -> str:
         """On PostgreSQL, from a sequence: workers side by side never hand out the same id, and never wait."""
@@ -116,9 +134,9 @@ def default_worker_name() -> str:
 
 @dataclass
 class WorkerOptions:
-    batch_size: int = 100
+    batch_size: int = 200
     idle_sleep: float = 0.05  # seconds between polls of an empty inbox
-    outbox_batch: int = 200
+    flush: FlushOptions = field(default_factory=FlushOptions)
     engine: EngineSettings = field(default_factory=EngineSettings)
 
 
@@ -146,22 +164,23 @@ class Worker:
         self.store: ServiceStore = ServiceStore.open(url)  # type: ignore[assignment]
         self.recorder = MetricsRecorder(self.metrics)
         self.adapter: Any = None
-        self.sender: OutboxSender | None = None
+        self.flusher: OutboxFlusher | None = None
         self.crm: CrmAdapter
         if crm == "salesforce":
             from engine.crm.salesforce import SalesforceAdapter
 
             if salesforce is None:
                 raise ValueError("--crm salesforce needs Salesforce settings")
+            self.store.outbox_buffer = []
             self.adapter = SalesforceAdapter(salesforce)
             self.crm = OutboxCrm(self.store)
-            self.sender = OutboxSender(self.store, self.adapter, self.metrics)
+            self.flusher = OutboxFlusher(url, salesforce, self.metrics, options=self.options.flush)
         else:
             self.crm = LocalOrg(self.store)
         self.interp: Interpreter | None = None
         self._rules_version = -1
-        self._sf_people: dict[str, tuple[str, str] | None] = {}
-        self._outbox_retry_at = 0.0
+        self._mirror_version: str | None = None
+        self._sf_people: OrderedDict[str, tuple[tuple[str, str] | None, float]] = OrderedDict()
         self.processed = 0
         self.busy = threading.Lock()  # held while a batch is in flight
 
@@ -204,12 +223,17 @@ class Worker:
 
     # ------------------------------------------------------------------------------ loop
     def run(self, stop: threading.Event, *, on_idle: Callable[[], None] | None = None) -> None:
-        """Works until `stop` is set; the batch in flight is finished (committed) before it returns."""
+        """Works until `stop` is set; the batch in flight is finished (committed) before it returns. With
+        Salesforce, the outbox is flushed by a loop of its own beside this one (`engine.service.flusher`)."""
         log.info("worker %s started (%s CRM)", self.name, self.crm_mode)
+        flushing: threading.Thread | None = None
+        if self.flusher is not None:
+            flushing = threading.Thread(target=self.flusher.run, args=(stop,), name=f"{self.name}-outbox", daemon=True)
+            flushing.start()
         errors = 0
         while not stop.is_set():
             try:
-                done = self.step()
+                done = self.step(flush=False)
                 errors = 0
             except Exception as error:
                 errors += 1
@@ -224,15 +248,18 @@ class Worker:
                 if on_idle is not None:
                     on_idle()
                 stop.wait(self.options.idle_sleep)
+        if flushing is not None:
+            flushing.join()
         log.info("worker %s stopped after %d events", self.name, self.processed)
 
-    def step(self) -> int:
-        """One round: a batch of events, the waits that are due, a batch of the outbox. Returns the work done."""
+    def step(self, *, flush: bool = True) -> int:
+        """One round: a batch of events, the waits that are due and (`flush`) one flush of the outbox."""
         with self.busy:
             done = self.process_batch()
             done += self.run_due()
+        if flush:
             done += self.send_outbox()
-            return done
+        return done
 
     def _safe_rollback(self) -> None:
         if self.interp is not None:
@@ -246,12 +273,14 @@ class Worker:
             self.store = ServiceStore.open(self.url)  # type: ignore[assignment]
             if isinstance(self.crm, (OutboxCrm, LocalOrg)):
                 self.crm.store = self.store
-            if self.sender is not None:
-                self.sender.store = self.store
+            if isinstance(self.store, ServiceStore) and self.crm_mode == "salesforce":
+                self.store.outbox_buffer = []
             self.interp = None
         self.recorder.rolled_back()
 
     def close(self) -> None:
+        if self.flusher is not None:
+            self.flusher.close()
         try:
             self.store.close()
         except Exception as error:
@@ -262,12 +291,14 @@ class Worker:
         store = self.store
         interp = self._interpreter()
         if self.crm_mode == "salesforce":
-            store.clear_caches()  # the poller may have changed the campaign catalog
+            self._follow_poller()
         rows = queue.claim_inbox(store, self.options.batch_size)
         if not rows:
             store.commit()
             return 0
         try:
+            if self.crm_mode == "salesforce":
+                self._resolve_people(rows)
             latest = max(row.event.at.timestamp() if row.event.at else row.received_at for row in rows)
             store.find_waiting(sorted({row.partition for row in rows}), latest)
             for row in rows:
@@ -369,36 +400,85 @@ class Worker:
         finally:
             store.due_persons = None
 
+    def _follow_poller(self) -> None:
+        """The poller writes the mirror itself (campaign catalog, statuses, persons it links, a full resync) and
+        bumps `mirror.version` when it does: then, and only then, nothing cached here is trusted."""
+        version = queue.get_cursor(self.store, MIRROR_VERSION)
+        if version != self._mirror_version:
+            if self._mirror_version is not None or version is not None:
+                self.store.clear_caches()
+                self._sf_people.clear()
+            self._mirror_version = version
+
+    def _resolve_people(self, rows: list[queue.InboxRow]) -> None:
+        """The Salesforce ids of a whole batch's people at once: ids the poller read come with the rows; the
+        others are looked up in chunked queries (`Email IN (...)`, Leads then Contacts), never one per event.
+        If Salesforce cannot be reached, the events go on: an unknown person is created as a Lead at flush time,
+        looked up by email first, so never twice."""
+        store = self.store
+        wanted: list[str] = []
+        now = time.monotonic()
+        for row in rows:
+            if row.event.type == "program_status_changed":
+                continue
+            key = row.event.person.strip().lower()
+            if row.person_sfdc_id:
+                sobject = "Contact" if row.person_sfdc_id.startswith("003") else "Lead"
+                self._remember(key, (row.person_sfdc_id, sobject), now)
+                continue
+            person = store.person(key)
+            if person is not None and person.sfdc_id and not person.sfdc_id.startswith("~"):
+                continue
+            cached = self._sf_people.get(key)
+            if cached is not None and (cached[0] is not None or now - cached[1] < MISS_TTL):
+                continue
+            wanted.append(key)
+        if not wanted:
+            return
+        from engine.crm.salesforce import SalesforceUnavailable
+
+        before = self.adapter.calls_by_endpoint()
+        try:
+            found = self.adapter.find_people(wanted)
+        except SalesforceUnavailable as error:
+            log.warning("worker %s: cannot look %d people up in Salesforce (%s): they are resolved when their "
+                        "actions are sent", self.name, len(wanted), error)  # fmt: skip
+            return
+        finally:
+            after = self.adapter.calls_by_endpoint()
+            delta = {k: v - before.get(k, 0) for k, v in after.items() if v > before.get(k, 0)}
+            record_api_calls(store, self.adapter, delta, self.metrics)
+        for key in wanted:
+            self._remember(key, found.get(key), now)
+
+    def _remember(self, key: str, found: tuple[str, str] | None, at: float) -> None:
+        people = self._sf_people
+        people[key] = (found, at)
+        people.move_to_end(key)
+        while len(people) > PEOPLE_CACHE:
+            people.popitem(last=False)
+
     def _known_in_salesforce(self, email: str, sfdc_id: str | None) -> None:
         """A person an event from Salesforce names is in Salesforce: the mirror gets the real id, not a local one."""
         store = self.store
         person = store.person(email)
-        if person is not None and person.sfdc_id:
+        if person is not None and person.sfdc_id and not person.sfdc_id.startswith("~"):
             return
         found: tuple[str, str] | None = None
+        cached: tuple[tuple[str, str] | None, float] | None = None
         if sfdc_id:
             found = (sfdc_id, "Contact" if sfdc_id.startswith("003") else "Lead")
         else:
-            found = self._lookup(email)
+            cached = self._sf_people.get(email.strip().lower())
+            found = cached[0] if cached is not None else None
         if found is None:
-            log.warning("%s is not in Salesforce (no Lead or Contact with this email)", email)
+            if cached is not None:
+                log.info("%s is not in Salesforce (no Lead or Contact with this email)", email)
             return
         if person is None:
             store.add_person(email, found[0], found[1])
         else:
             store.set_person_sfdc(person, found[0], found[1], "[not provided]", "[not provided]")
-
-    def _lookup(self, email: str) -> tuple[str, str] | None:
-        key = email.lower()
-        if key in self._sf_people:
-            return self._sf_people[key]
-        from engine.service.poller import find_person
-
-        found = find_person(self.adapter, email)
-        if len(self._sf_people) > 50_000:
-            self._sf_people.clear()
-        self._sf_people[key] = found
-        return found
 
     # ------------------------------------------------------------------------------ waits
     def run_due(self, limit: int = 200) -> int:
@@ -434,19 +514,20 @@ class Worker:
 
     # ------------------------------------------------------------------------------ outbox
     def send_outbox(self) -> int:
-        if self.sender is None or time.monotonic() < self._outbox_retry_at:
+        """One flush of the outbox now (tests and `step`); in `run` the flusher's own loop does this."""
+        if self.flusher is None:
             return 0
         from engine.crm.salesforce import SalesforceUnavailable
 
         try:
-            return self.sender.send_once(self.options.outbox_batch)
+            return self.flusher.flush_once(force=True)
         except SalesforceUnavailable as error:
             log.warning("Salesforce unavailable, the outbox waits: %s", error)
-            self._outbox_retry_at = time.monotonic() + 5.0
             return 0
 
     def salesforce_usage(self) -> tuple[int, int] | None:
-        if self.adapter is None:
-            return None
-        usage = self.adapter.usage
-        return (int(usage.used), int(usage.limit)) if usage.limit else None
+        adapters = [a for a in (self.flusher.adapter if self.flusher else None, self.adapter) if a is not None]
+        for adapter in adapters:
+            if adapter.usage.limit:
+                return int(adapter.usage.used), int(adapter.usage.limit)
+        return None

@@ -179,6 +179,9 @@ class Store:
         self._cursor.execute(self._q(sql), tuple(params))
         return self._cursor
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._cursor.executemany(self._q(sql), rows)
+
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
         self._cursor.execute(self._q(sql), tuple(params))
         return self._cursor.fetchone()
