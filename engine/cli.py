@@ -375,7 +375,7 @@ def _register_optional_commands() -> None:
     """Commands that live beside their rooms (emulator, Salesforce sync and doctor, the service)."""
     from engine.cli_salesforce import doctor_command, sync_command
     from engine.crm.emulator.cli import emulator_command
-    from engine.service.cli import db_command, serve_command, worker_command
+    from engine.service.cli import db_command, serve_command, status_command, worker_command
 
     cli.add_command(emulator_command, "emulator")
     cli.add_command(sync_command, "sync")
@@ -383,6 +383,7 @@ def _register_optional_commands() -> None:
     cli.add_command(serve_command, "serve")
     cli.add_command(worker_command, "worker")
     cli.add_command(db_command, "db")
+    cli.add_command(status_command, "status")
 
 
 _register_optional_commands()

@@ -349,6 +349,73 @@ def db_upgrade(db_url: str | None) -> None:
         click.echo(f"upgraded from {before or 'an empty database'} to revision {after}")
 
 
+@click.command("status")
+@click.option("--db", "db_url", envvar="SMARTCAMPAIGN_DB_URL", default=None, help=DB_HELP)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@guarded
+def status_command(db_url: str | None, fmt: str) -> None:
+    """What the service is doing, read from its store: inbox and outbox depth and oldest age, Salesforce API
+    calls today by endpoint, API calls left (last Sforce-Limit-Info), records Salesforce refused (5 days).
+
+    \b
+    Examples:
+      smartcampaign status --db postgresql://postgres@127.0.0.1/smartcampaign
+      smartcampaign status --db sqlite:///smartcampaign.db --format json
+    """
+    import json
+
+    from engine.service import queue
+    from engine.service.app import normalize_url
+    from engine.store.store import DEFAULT_URL, make_engine
+
+    url = normalize_url(db_url or DEFAULT_URL)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            report = queue.status(conn).to_json()
+    except Exception as error:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        _err(
+            f"smartcampaign status: cannot read the service tables at {where} ({reason}); check --db, or run "
+            "`smartcampaign db upgrade`"
+        )
+        sys.exit(EXIT_USAGE)
+    finally:
+        engine.dispose()
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    queues = Table(title="Queues", show_edge=False)
+    for column in ("queue", "depth", "oldest (s)"):
+        queues.add_column(column, justify="right" if column != "queue" else "left")
+    queues.add_row("inbox", str(report["inbox"]["depth"]), f"{report['inbox']['oldest_age_seconds']:.1f}")
+    queues.add_row("outbox", str(report["outbox"]["depth"]), f"{report['outbox']['oldest_age_seconds']:.1f}")
+    queues.add_row("dead letters", str(report["inbox"]["dead_letters"]), "")
+    console.print(queues)
+    sf = report["salesforce"]
+    calls = Table(title="Salesforce API calls today (UTC)", show_edge=False)
+    calls.add_column("endpoint")
+    calls.add_column("calls", justify="right")
+    for endpoint, count in sf["api_calls_today"].items():
+        calls.add_row(endpoint, str(count))
+    calls.add_row("total", str(sf["api_calls_today_total"]))
+    console.print(calls)
+    if sf["api_limit"]:
+        console.print(f"API calls left: {sf['api_remaining']:,} of {sf['api_limit']:,} (Sforce-Limit-Info)")
+    else:
+        console.print("API calls left: not read yet (no Salesforce call made)")
+    refused = report["refused"]
+    line = ", ".join(f"{code} {count}" for code, count in refused["by_code"].items())
+    console.print(
+        f"Records refused by Salesforce, last 5 days: {refused['last_5_days']}" + (f" ({line})" if line else "")
+    )
+
+
 @click.group()
 def main() -> None:
     """The service commands alone (`python -m engine.service`), as registered in `smartcampaign`."""
@@ -357,6 +424,7 @@ def main() -> None:
 main.add_command(serve_command)
 main.add_command(worker_command)
 main.add_command(db_command)
+main.add_command(status_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main(prog_name=os.path.basename(sys.argv[0]))

@@ -180,6 +180,7 @@ class Worker:
         self.interp: Interpreter | None = None
         self._rules_version = -1
         self._mirror_version: str | None = None
+        self._lookup_retry_at = 0.0
         self._sf_people: OrderedDict[str, tuple[tuple[str, str] | None, float]] = OrderedDict()
         self.processed = 0
         self.busy = threading.Lock()  # held while a batch is in flight
@@ -292,13 +293,24 @@ class Worker:
         interp = self._interpreter()
         if self.crm_mode == "salesforce":
             self._follow_poller()
+        if time.monotonic() < self._lookup_retry_at:
+            return 0
         rows = queue.claim_inbox(store, self.options.batch_size)
         if not rows:
             store.commit()
             return 0
-        try:
-            if self.crm_mode == "salesforce":
+        if self.crm_mode == "salesforce":
+            from engine.crm.salesforce import SalesforceUnavailable
+
+            try:
                 self._resolve_people(rows)
+            except SalesforceUnavailable as error:
+                # an event's person must be known as Salesforce knows it before anything is decided for them
+                log.warning("worker %s: Salesforce unavailable, %d events wait: %s", self.name, len(rows), error)
+                store.commit()  # the API calls counted so far
+                self._lookup_retry_at = time.monotonic() + 5.0
+                return 0
+        try:
             latest = max(row.event.at.timestamp() if row.event.at else row.received_at for row in rows)
             store.find_waiting(sorted({row.partition for row in rows}), latest)
             for row in rows:
@@ -413,8 +425,8 @@ class Worker:
     def _resolve_people(self, rows: list[queue.InboxRow]) -> None:
         """The Salesforce ids of a whole batch's people at once: ids the poller read come with the rows; the
         others are looked up in chunked queries (`Email IN (...)`, Leads then Contacts), never one per event.
-        If Salesforce cannot be reached, the events go on: an unknown person is created as a Lead at flush time,
-        looked up by email first, so never twice."""
+        Raises SalesforceUnavailable when Salesforce cannot be asked: the events wait (nothing is decided for a
+        person Salesforce may know under an id the engine does not)."""
         store = self.store
         wanted: list[str] = []
         now = time.monotonic()
@@ -433,17 +445,17 @@ class Worker:
             if cached is not None and (cached[0] is not None or now - cached[1] < MISS_TTL):
                 continue
             wanted.append(key)
+        self._look_up(wanted)
+
+    def _look_up(self, wanted: list[str]) -> None:
+        """Lower-cased emails looked up in Salesforce in chunks; the answers (found or not) remembered."""
         if not wanted:
             return
-        from engine.crm.salesforce import SalesforceUnavailable
-
+        store = self.store
+        now = time.monotonic()
         before = self.adapter.calls_by_endpoint()
         try:
             found = self.adapter.find_people(wanted)
-        except SalesforceUnavailable as error:
-            log.warning("worker %s: cannot look %d people up in Salesforce (%s): they are resolved when their "
-                        "actions are sent", self.name, len(wanted), error)  # fmt: skip
-            return
         finally:
             after = self.adapter.calls_by_endpoint()
             delta = {k: v - before.get(k, 0) for k, v in after.items() if v > before.get(k, 0)}
@@ -471,9 +483,12 @@ class Worker:
         else:
             cached = self._sf_people.get(email.strip().lower())
             found = cached[0] if cached is not None else None
+        if found is None and cached is None:  # not looked up with its batch (a retry alone): now
+            self._look_up([email.strip().lower()])
+            cached = self._sf_people.get(email.strip().lower())
+            found = cached[0] if cached is not None else None
         if found is None:
-            if cached is not None:
-                log.info("%s is not in Salesforce (no Lead or Contact with this email)", email)
+            log.info("%s is not in Salesforce (no Lead or Contact with this email)", email)
             return
         if person is None:
             store.add_person(email, found[0], found[1])
