@@ -287,7 +287,8 @@ def p7_poll(work: Path, org: Any, changes: int, spread: float, interval: float) 
         proc, _base = serve(url, work, "p7-poll", "--crm", "salesforce", "--poll-interval", str(interval),
                             env=sf_env(org))  # fmt: skip
         try:
-            wait_until(lambda: query(url, "SELECT COUNT(*) FROM service_cursors")[0][0] == 1, 30, 0.1, "baseline")
+            wait_until(lambda: query(url, "SELECT COUNT(*) FROM service_cursors WHERE name = 'salesforce.campaign_members'")[0][0] == 1,
+                       30, 0.1, "baseline")  # fmt: skip
             rng = random.Random(3)
             moments = sorted(rng.uniform(0, spread) for _ in range(changes))
             changed: dict[str, float] = {}
