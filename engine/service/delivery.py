@@ -104,6 +104,11 @@ class OutboxCrm:
         return p.OperationResult.success(op.campaign_sfdc_id)
 
 
+def calls_since(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Calls per endpoint made between two readings of `SalesforceAdapter.calls_by_endpoint()`."""
+    return {key: count - before.get(key, 0) for key, count in after.items() if count > before.get(key, 0)}
+
+
 def record_api_calls(
     store: Store, adapter: Any, delta: dict[str, int], metrics: ServiceMetrics | None, *, commit: bool = False
 ) -> None:
@@ -226,8 +231,7 @@ class OutboxSender:
     def _record_calls(self, before: dict[str, int], *, commit: bool = False) -> None:
         """The API calls this flush made, by endpoint, into the metrics and the store (`status` reads them there)."""
         after = self._calls()
-        delta = {key: count - before.get(key, 0) for key, count in after.items() if count > before.get(key, 0)}
-        record_api_calls(self.store, self.adapter, delta, self.metrics, commit=commit)
+        record_api_calls(self.store, self.adapter, calls_since(before, after), self.metrics, commit=commit)
 
     def _prepare(self, rows: list[queue.OutboxRow]) -> tuple[list[p.Operation], list[p.Operation]]:
         """Operations to send: `pending:` persons whose Lead exists by now get its id; a `pending:` person whose

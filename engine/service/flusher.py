@@ -102,17 +102,15 @@ class OutboxFlusher:
         except QuotaExceeded as error:
             self._back_off(self.options.quota_backoff, f"the daily API quota is spent, the outbox waits: {error}")
             return 0
-        except SalesforceUnavailable as error:
-            self._failures += 1
-            delay = min(0.5 * 2 ** (self._failures - 1), self.options.max_backoff)
-            self._back_off(delay, f"Salesforce unavailable, the outbox waits {delay:g} s: {error}")
-            return 0
         except Exception as error:
             self._failures += 1
             delay = min(0.5 * 2 ** (self._failures - 1), self.options.max_backoff)
-            log.error("outbox flush failed (%s: %s): trying again in %g s", type(error).__name__, error, delay)
-            self._reset_store()
-            self._retry_at = time.monotonic() + delay
+            if isinstance(error, SalesforceUnavailable):
+                self._back_off(delay, f"Salesforce unavailable, the outbox waits {delay:g} s: {error}")
+            else:
+                log.error("outbox flush failed (%s: %s): trying again in %g s", type(error).__name__, error, delay)
+                self._reset_store()
+                self._retry_at = time.monotonic() + delay
             return 0
         self._failures = 0
         return done

@@ -23,7 +23,7 @@ from simple_salesforce.format import format_soql
 from engine.crm.salesforce import SalesforceAdapter, SalesforceUnavailable
 from engine.model.events import Event, EventType
 from engine.service import queue
-from engine.service.delivery import record_api_calls
+from engine.service.delivery import calls_since, record_api_calls
 from engine.service.metrics import ServiceMetrics
 from engine.store.store import Store
 from engine.sync.poller import Observation, PollReport
@@ -133,8 +133,7 @@ class Poller:
             if wrote_mirror(report):
                 bump_mirror_version(store)
             after = self.adapter.calls_by_endpoint()
-            record_api_calls(store, self.adapter, {k: v - before.get(k, 0) for k, v in after.items()
-                                                   if v > before.get(k, 0)}, self.metrics)  # fmt: skip
+            record_api_calls(store, self.adapter, calls_since(before, after), self.metrics)
             store.commit()
         except Exception:
             store.rollback()

@@ -30,7 +30,7 @@ from engine.model.settings import EngineSettings, SalesforceSettings
 from engine.runtime.interpreter import Interpreter, keep_out_of_gc
 from engine.runtime.replay import ReplayInputEvent, process_event, validate_events
 from engine.service import queue
-from engine.service.delivery import OutboxCrm, record_api_calls
+from engine.service.delivery import OutboxCrm, calls_since, record_api_calls
 from engine.service.flusher import FlushOptions, OutboxFlusher
 from engine.service.metrics import MetricsRecorder, ServiceMetrics
 from engine.service.poller import MIRROR_VERSION
@@ -458,8 +458,7 @@ class Worker:
             found = self.adapter.find_people(wanted)
         finally:
             after = self.adapter.calls_by_endpoint()
-            delta = {k: v - before.get(k, 0) for k, v in after.items() if v > before.get(k, 0)}
-            record_api_calls(store, self.adapter, delta, self.metrics)
+            record_api_calls(store, self.adapter, calls_since(before, after), self.metrics)
         for key in wanted:
             self._remember(key, found.get(key), now)
 
