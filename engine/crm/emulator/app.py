@@ -297,8 +297,9 @@ class Emulator:
         if refused is not None:
             return _error_reply(refused)
         self.calls[endpoint] += 1
-        if self.faults.latency_s > 0:
-            await asyncio.sleep(self.faults.latency_s)
+        latency = self.faults.latency_for(endpoint)
+        if latency > 0:
+            await asyncio.sleep(latency)
         injected = self.faults.draw_error(endpoint)
         if injected is not None:
             return _error_reply(injected)

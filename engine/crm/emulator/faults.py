@@ -4,7 +4,7 @@ The configuration is replaced whole by every `POST /_emulator/faults` (missing k
 
     {"error_rate": 0.2,            # share of data-API calls answered 500/503 before they do anything
      "error_statuses": [500, 503], # chosen from at random
-     "latency_ms": 0,              # added to every data-API call
+     "latency_ms": 0,              # added to every data-API call that `endpoints` names
      "lock_rate": 0.0,             # share of record writes failing with UNABLE_TO_LOCK_ROW (per record in collections)
      "expire_sessions": false,     # true: every session issued so far, the --token one too, is expired now
      "seed": 1,                    # makes the draws repeatable
@@ -137,9 +137,10 @@ class Faults:
     def _applies(self, endpoint: str) -> bool:
         return not self.config.endpoints or any(part in endpoint for part in self.config.endpoints)
 
-    @property
-    def latency_s(self) -> float:
-        return self.config.latency_ms / 1000.0
+    def latency_for(self, endpoint: str) -> float:
+        """Seconds added to this call: `latency_ms`, for the calls `endpoints` names (all when it is empty)."""
+        config = self.config
+        return config.latency_ms / 1000.0 if config.latency_ms > 0 and self._applies(endpoint) else 0.0
 
     def draw_error(self, endpoint: str) -> SfError | None:
         """A 500 or 503 for this call, or None."""

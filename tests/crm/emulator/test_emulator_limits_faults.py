@@ -98,6 +98,17 @@ def test_latency(org: RunningEmulator, sf: Salesforce) -> None:
     assert time.monotonic() - started >= 0.15
 
 
+def test_latency_only_on_the_endpoints_named(org: RunningEmulator, sf: Salesforce) -> None:
+    org.set_faults(latency_ms=400, endpoints=["composite"])
+    started = time.monotonic()
+    sf.query("SELECT Id FROM Lead")
+    assert time.monotonic() - started < 0.4  # a query is not a composite call
+    started = time.monotonic()
+    sf.restful("composite/sobjects", method="POST",
+               json={"allOrNone": False, "records": [{"attributes": {"type": "Lead"}, "LastName": "L", "Company": "C"}]})  # fmt: skip
+    assert time.monotonic() - started >= 0.4
+
+
 def test_lock_fault_on_a_single_write(org: RunningEmulator, sf: Salesforce) -> None:
     lead_id = sf.Lead.create({"LastName": "Lee", "Company": "Acme"})["id"]
     org.set_faults(lock_rate=1.0, lock_limit=1)
