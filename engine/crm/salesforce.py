@@ -185,7 +185,8 @@ class SalesforceAdapter:
         self.settings = settings
         self._session = _CountingSession(settings)
         self._sf: Salesforce | None = None
-        self._statuses: dict[str, tuple[str, ...]] = {}
+        self._statuses: dict[str, tuple[tuple[str, ...], float]] = {}  # campaign id (15) -> (labels, read at)
+        self._execute_started = 0.0
         self._sleep = sleep
 
     # ------------------------------------------------------------------------------ connection
@@ -324,8 +325,9 @@ class SalesforceAdapter:
         return found
 
     def campaign_statuses(self, campaign_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
-        """Member status labels per campaign id, read once per `execute` (never a stale cache: a status
-        deleted in Salesforce must not be written, or Salesforce would put the default in its place)."""
+        """Member status labels per campaign id, read at most every `status_ttl` seconds (and whenever the poller
+        saw them change: `forget_statuses`). A status deleted in Salesforce must not be written, or Salesforce
+        would put the default in its place: with `status_ttl` 0 they are read for every `execute`."""
         campaign_ids = list(campaign_ids)
         wanted = [cid for cid in dict.fromkeys(campaign_ids) if _valid_id(cid) and cid[:15] not in self._statuses]
         for chunk in _chunks(wanted, 200):
@@ -339,15 +341,24 @@ class SalesforceAdapter:
             found: dict[str, list[str]] = defaultdict(list)
             for row in rows:
                 found[str(row["CampaignId"])[:15]].append(str(row["Label"]))
+            read_at = time.monotonic()
             for cid in chunk:
-                self._statuses[cid[:15]] = tuple(found.get(cid[:15], ()))
-        return {cid: self._statuses.get(cid[:15], ()) for cid in campaign_ids}
+                self._statuses[cid[:15]] = (tuple(found.get(cid[:15], ())), read_at)
+        return {cid: self._statuses.get(cid[:15], ((), 0.0))[0] for cid in campaign_ids}
 
     def forget_statuses(self, campaign_id: str | None = None) -> None:
         if campaign_id is None:
             self._statuses.clear()
         else:
             self._statuses.pop(campaign_id[:15], None)
+
+    def _expire_statuses(self) -> None:
+        """At the start of an `execute`: statuses read more than `status_ttl` seconds ago are read again."""
+        now = time.monotonic()
+        self._execute_started = now
+        ttl = self.settings.status_ttl
+        for cid in [cid for cid, (_, read_at) in self._statuses.items() if ttl <= 0 or now - read_at >= ttl]:
+            del self._statuses[cid]
 
     def _members(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str]]:
         """(person id, campaign id) -> (CampaignMember id, status) for those that exist."""
@@ -373,7 +384,7 @@ class SalesforceAdapter:
 
     # ------------------------------------------------------------------------------ execute
     def execute(self, operations: Sequence[p.Operation]) -> list[p.OperationResult]:
-        self._statuses.clear()
+        self._expire_statuses()
         results: list[p.OperationResult | None] = [None] * len(operations)
         created: dict[str, str] = {}  # email -> Lead id, for `pending:` person ids in the same batch
         try:
@@ -471,6 +482,17 @@ class SalesforceAdapter:
         """The operations whose status is one of the campaign's and whose person is known, with that person's
         id; the others get their failure result here."""
         statuses = self.campaign_statuses(op.campaign_sfdc_id for op in ops)
+        # a status missing from statuses read before this execute may have been added since: read them again
+        stale = {
+            op.campaign_sfdc_id[:15]
+            for op in ops
+            if _status_problem(op.campaign_sfdc_id, op.status, statuses) is not None
+            and self._statuses.get(op.campaign_sfdc_id[:15], ((), self._execute_started))[1] < self._execute_started
+        }
+        if stale:
+            for cid in stale:
+                self.forget_statuses(cid)
+            statuses = self.campaign_statuses(op.campaign_sfdc_id for op in ops)
         ready: list[tuple[int, p.AddMember | p.UpdateMemberStatus, str]] = []
         for index, op in zip(indexes, ops, strict=True):
             problem = _status_problem(op.campaign_sfdc_id, op.status, statuses)

@@ -38,6 +38,13 @@ class SalesforceSettings(BaseSettings):
     batch_size: int = Field(default=200, ge=1, le=200)
     max_retries: int = Field(default=6, ge=1, le=20)
     concurrency: int = Field(default=4, ge=1, le=16, description="Collection requests in flight at once")
+    status_ttl: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="Seconds the member statuses read from Salesforce are trusted before a write reads them again "
+        "(0: every batch reads them); a status missing from what was read is always read again before refusing",
+    )
 
     @field_validator("instance_url", "login_url")
     @classmethod

@@ -3,9 +3,11 @@ intake and the interpreter, never in their way.
 
 A flush claims up to `batch` rows (1,000: five sObject Collections of 200, sent with up to `concurrency`
 requests in flight) and sends them through one `SalesforceAdapter.execute`, so one member-status read serves the
-whole flush. A flush starts when the outbox holds a full batch, when the inbox is empty (the interpreter has
-caught up: waiting would only add latency), or when the oldest row has waited `max_linger` seconds; while events
-are still streaming in, it waits a moment for more, which is what keeps the API bill small.
+whole flush. A flush starts when the outbox holds a full batch, when the inbox is empty and quiet (the interpreter has
+caught up and no event came in the last `quiet` seconds: waiting would only add latency), or when the oldest row
+has waited `max_linger` seconds; while events are still streaming in, it waits for more, which is what keeps
+the API bill small. Member statuses are read at most every `status_ttl` seconds (settings), and again at once
+when the poller has refreshed the catalog.
 
 Failures: each call is retried by the adapter (backoff on 5xx, timeouts, row locks). If Salesforce stays
 unavailable, what it answered is settled and the rest stays queued in order; the loop backs off (doubling up to
@@ -26,6 +28,7 @@ from engine.crm.salesforce import QuotaExceeded, SalesforceAdapter, SalesforceUn
 from engine.model.settings import SalesforceSettings
 from engine.service.delivery import OutboxSender
 from engine.service.metrics import ServiceMetrics
+from engine.service.poller import MIRROR_VERSION
 from engine.store.store import Store
 
 log = logging.getLogger("smartcampaign.service")
@@ -34,7 +37,8 @@ log = logging.getLogger("smartcampaign.service")
 @dataclass
 class FlushOptions:
     batch: int = 1000  # rows per flush
-    linger: float = 0.02  # seconds a lone row waits when the inbox is empty
+    linger: float = 0.02  # seconds a row waits once the inbox is empty and quiet
+    quiet: float = 0.1  # the inbox is quiet when its newest event came this long ago
     max_linger: float = 0.5  # seconds the oldest row waits at most while events stream in
     idle_sleep: float = 0.02
     max_backoff: float = 30.0
@@ -67,21 +71,29 @@ class OutboxFlusher:
         self.sent = 0
         self._failures = 0
         self._retry_at = 0.0
+        self._mirror_version: str | None = None
 
     def due(self) -> bool:
         """Whether a flush should start now (see the module's docstring)."""
         options = self.options
-        count, oldest, inbox = self.store.fetchone(
-            "SELECT COUNT(*), MIN(created_at), (SELECT COUNT(*) FROM service_inbox WHERE processed_at IS NULL) "
-            "FROM service_outbox WHERE sent_at IS NULL"
+        count, oldest, inbox, newest, version = self.store.fetchone(
+            "SELECT COUNT(*), MIN(created_at), (SELECT COUNT(*) FROM service_inbox WHERE processed_at IS NULL), "
+            "(SELECT received_at FROM service_inbox ORDER BY id DESC LIMIT 1), "
+            "(SELECT value FROM service_cursors WHERE name = ?) FROM service_outbox WHERE sent_at IS NULL",
+            (MIRROR_VERSION,),
         )
         self.store.commit()
+        if version != self._mirror_version:  # the poller refreshed the catalog: statuses are read again
+            self.adapter.forget_statuses()
+            self._mirror_version = version
         if not count:
             return False
         if count >= options.batch:
             return True
-        age = time.time() - float(oldest)
-        return age >= options.max_linger or (not inbox and age >= options.linger)
+        now = time.time()
+        age = now - float(oldest)
+        quiet = not inbox and (newest is None or now - float(newest) >= options.quiet)
+        return age >= options.max_linger or (quiet and age >= options.linger)
 
     def flush_once(self, *, force: bool = False) -> int:
         """One flush if one is due (or `force`); returns the rows settled. Raises SalesforceUnavailable."""

@@ -42,6 +42,7 @@ log = logging.getLogger("smartcampaign.service")
 LINK_LOCK = 0x5C_0001  # advisory lock: one worker at a time links programs to campaigns
 PEOPLE_CACHE = 50_000  # Salesforce lookups remembered (email -> id, or not found)
 MISS_TTL = 300.0  # seconds a "not in Salesforce" answer is trusted
+LOOKUP_CHUNK = 200  # emails in one `Email IN (...)` query
 
 
 class ServiceStore(Store):
@@ -136,6 +137,7 @@ def default_worker_name() -> str:
 class WorkerOptions:
     batch_size: int = 200
     idle_sleep: float = 0.05  # seconds between polls of an empty inbox
+    lookup_linger: float = 0.1  # seconds a Salesforce lookup of a few people may wait for more (streaming)
     flush: FlushOptions = field(default_factory=FlushOptions)
     engine: EngineSettings = field(default_factory=EngineSettings)
 
@@ -234,7 +236,7 @@ class Worker:
         errors = 0
         while not stop.is_set():
             try:
-                done = self.step(flush=False)
+                done = self.step(flush=False, gather=True)
                 errors = 0
             except Exception as error:
                 errors += 1
@@ -253,10 +255,11 @@ class Worker:
             flushing.join()
         log.info("worker %s stopped after %d events", self.name, self.processed)
 
-    def step(self, *, flush: bool = True) -> int:
-        """One round: a batch of events, the waits that are due and (`flush`) one flush of the outbox."""
+    def step(self, *, flush: bool = True, gather: bool = False) -> int:
+        """One round: a batch of events, the waits that are due and (`flush`) one flush of the outbox. `gather`:
+        a lookup of a few people may wait for more while events stream in (the loop; see `_gather`)."""
         with self.busy:
-            done = self.process_batch()
+            done = self.process_batch(gather=gather)
             done += self.run_due()
         if flush:
             done += self.send_outbox()
@@ -288,22 +291,26 @@ class Worker:
             log.warning("worker %s: closing the store: %s", self.name, error)
 
     # ------------------------------------------------------------------------------ events
-    def process_batch(self) -> int:
+    def process_batch(self, *, gather: bool = False) -> int:
         store = self.store
         interp = self._interpreter()
         if self.crm_mode == "salesforce":
             self._follow_poller()
         if time.monotonic() < self._lookup_retry_at:
             return 0
-        rows = queue.claim_inbox(store, self.options.batch_size)
+        rows = queue.claim_inbox(store, self.options.batch_size, max_partitions=self.options.batch_size)
         if not rows:
             store.commit()
             return 0
         if self.crm_mode == "salesforce":
             from engine.crm.salesforce import SalesforceUnavailable
 
+            wanted = self._unknown_people(rows)
+            if gather and self._gather(rows, wanted):
+                store.rollback()  # the claim is let go: these events wait a moment for a fuller lookup
+                return 0
             try:
-                self._resolve_people(rows)
+                self._look_up(wanted)
             except SalesforceUnavailable as error:
                 # an event's person must be known as Salesforce knows it before anything is decided for them
                 log.warning("worker %s: Salesforce unavailable, %d events wait: %s", self.name, len(rows), error)
@@ -422,11 +429,23 @@ class Worker:
                 self._sf_people.clear()
             self._mirror_version = version
 
-    def _resolve_people(self, rows: list[queue.InboxRow]) -> None:
-        """The Salesforce ids of a whole batch's people at once: ids the poller read come with the rows; the
-        others are looked up in chunked queries (`Email IN (...)`, Leads then Contacts), never one per event.
-        Raises SalesforceUnavailable when Salesforce cannot be asked: the events wait (nothing is decided for a
-        person Salesforce may know under an id the engine does not)."""
+    def _gather(self, rows: list[queue.InboxRow], wanted: list[str]) -> bool:
+        """Whether to wait a moment before looking these people up: while events stream in, a lookup of a few
+        people is put off (at most `lookup_linger` seconds after the oldest event came) so that one query serves
+        up to 200 of them. A full batch, a full chunk or a stream that has stopped is looked up at once."""
+        linger = self.options.lookup_linger
+        if not wanted or linger <= 0 or len(wanted) >= LOOKUP_CHUNK or len(rows) >= self.options.batch_size:
+            return False
+        now = time.time()
+        streaming = now - max(row.received_at for row in rows) < min(linger / 2, 0.05)
+        return streaming and now - min(row.received_at for row in rows) < linger
+
+    def _unknown_people(self, rows: list[queue.InboxRow]) -> list[str]:
+        """The people of a batch whose Salesforce id is not known yet (`_look_up` asks for them all at once):
+        ids the poller read come with the rows; the others are looked up in chunked queries (`Email IN (...)`,
+        Leads then Contacts), never one per event. The lookup raises SalesforceUnavailable when Salesforce cannot
+        be asked: the events wait (nothing is decided for a person Salesforce may know under an id the engine
+        does not)."""
         store = self.store
         wanted: list[str] = []
         now = time.monotonic()
@@ -445,7 +464,7 @@ class Worker:
             if cached is not None and (cached[0] is not None or now - cached[1] < MISS_TTL):
                 continue
             wanted.append(key)
-        self._look_up(wanted)
+        return list(dict.fromkeys(wanted))
 
     def _look_up(self, wanted: list[str]) -> None:
         """Lower-cased emails looked up in Salesforce in chunks; the answers (found or not) remembered."""

@@ -864,7 +864,7 @@ class TestEdgeCases:
     def test_status_deleted_in_salesforce_is_not_written_as_the_default(self, org, sf, make_adapter, seed):
         campaign = seed.campaign("Webinar", ["Attended"])
         ann, bob = seed.leads(["ann@example.com", "bob@example.com"])
-        adapter = make_adapter()
+        adapter = make_adapter(status_ttl=0)  # statuses read for every batch
         assert adapter.execute([p.AddMember(ann, campaign, "Attended")])[0].ok
         [attended] = seed.query(
             "SELECT Id FROM CampaignMemberStatus WHERE CampaignId = {c} AND Label = 'Attended'", c=campaign
@@ -873,6 +873,26 @@ class TestEdgeCases:
         [result] = adapter.execute([p.AddMember(bob, campaign, "Attended")])
         assert seed.member_status(campaign, bob) is None, "bob was made a member with the default status"
         assert result.code == p.INVALID_STATUS
+
+    def test_statuses_are_read_once_within_their_ttl(self, org, make_adapter, seed):
+        campaign = seed.campaign("Webinar", ["Attended"])
+        ann, bob = seed.leads(["ann@example.com", "bob@example.com"])
+        adapter = make_adapter(status_ttl=60)
+        assert adapter.execute([p.AddMember(ann, campaign, "Attended")])[0].ok
+        before = adapter.calls_by_endpoint().get("GET query", 0)
+        assert adapter.execute([p.AddMember(bob, campaign, "Attended")])[0].ok
+        assert adapter.calls_by_endpoint().get("GET query", 0) == before  # no second status read
+        assert seed.member_status(campaign, bob) == "Attended"
+
+    def test_a_status_added_since_the_last_read_is_read_again_not_refused(self, org, sf, make_adapter, seed):
+        campaign = seed.campaign("Webinar", ["Attended"])
+        ann, bob = seed.leads(["ann@example.com", "bob@example.com"])
+        adapter = make_adapter(status_ttl=60)
+        assert adapter.execute([p.AddMember(ann, campaign, "Attended")])[0].ok
+        sf.CampaignMemberStatus.create({"CampaignId": campaign, "Label": "Hot", "SortOrder": 9})
+        [result] = adapter.execute([p.AddMember(bob, campaign, "Hot")])
+        assert result.ok, result
+        assert seed.member_status(campaign, bob) == "Hot"
 
     def test_malformed_id_is_a_per_record_failure(self, org, make_adapter, seed):
         campaign = seed.campaign("Webinar")
