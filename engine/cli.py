@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from typing import Any
@@ -14,16 +15,48 @@ from engine.cli_support import err as _err
 
 
 def _catalog_from_world(path: str) -> Any:
+    """The catalog `check --catalog` checks against; an unusable world file exits 2."""
     from engine.language.checks import Catalog, CatalogCampaign
-    from engine.model.loading import load_world
+    from engine.model.loading import InputError, load_world
 
-    world = load_world(path)
+    try:
+        world = load_world(path)
+    except InputError as error:
+        _err(f"smartcampaign check: {error}")
+        sys.exit(EXIT_USAGE)
     return Catalog(
         tuple(CatalogCampaign(c.name, c.id, tuple(c.statuses), members=len(c.members)) for c in world.sfdc_campaigns)
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+# Commands that live beside their rooms (emulator, Salesforce sync and doctor, the service), by name: their
+# modules (FastAPI, SQLAlchemy, simple-salesforce, rich, pydantic) are imported only when one of them runs or
+# a listing needs its help, so that `check`, `fmt` and `replay` start fast.
+_OPTIONAL_COMMANDS: dict[str, tuple[str, str]] = {
+    "emulator": ("engine.crm.emulator.cli", "emulator_command"),
+    "sync": ("engine.cli_salesforce", "sync_command"),
+    "doctor": ("engine.cli_salesforce", "doctor_command"),
+    "serve": ("engine.service.cli", "serve_command"),
+    "worker": ("engine.service.cli", "worker_command"),
+    "db": ("engine.service.cli", "db_command"),
+    "status": ("engine.service.cli", "status_command"),
+}
+
+
+class _Commands(click.Group):
+    """The top-level group: the optional commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *_OPTIONAL_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _OPTIONAL_COMMANDS:
+            module, attribute = _OPTIONAL_COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="smartcampaign")
 def cli() -> None:
     """Marketo-style smart campaigns over Salesforce, as code.
@@ -69,18 +102,20 @@ def check(
       smartcampaign check rules/ --catalog world.json --strict
       smartcampaign check rules/ --format json
     """
+    # Only what an unchanged rule set needs: the parser and the checks are imported on a cache miss.
     from engine.language.diagnostics import render_all, summary, to_json
-    from engine.language.loader import RuleSetNotFound, check_paths, load_rule_set
-    from engine.model.loading import InputError
+    from engine.language.sources import RuleSetNotFound, check_paths
 
+    catalog = _catalog_from_world(catalog_path) if catalog_path else None
     try:
-        catalog = _catalog_from_world(catalog_path) if catalog_path else None
         if "-" in paths:
+            from engine.language.loader import load_rule_set
+
             loaded = load_rule_set(paths, catalog=catalog, use_cache=not no_cache, texts={"-": sys.stdin.read()})
             diagnostics, files, sources = loaded.diagnostics, loaded.files, loaded.sources
         else:
             diagnostics, files, sources = check_paths(paths, catalog=catalog, use_cache=not no_cache)
-    except (RuleSetNotFound, InputError) as error:
+    except RuleSetNotFound as error:
         _err(f"smartcampaign check: {error}")
         sys.exit(EXIT_USAGE)
     failed = any(d.is_error for d in diagnostics) or (strict and bool(diagnostics))
@@ -369,24 +404,6 @@ def lsp(db_url: str | None) -> None:
     from engine.lsp.server import run
 
     run(db_url)
-
-
-def _register_optional_commands() -> None:
-    """Commands that live beside their rooms (emulator, Salesforce sync and doctor, the service)."""
-    from engine.cli_salesforce import doctor_command, sync_command
-    from engine.crm.emulator.cli import emulator_command
-    from engine.service.cli import db_command, serve_command, status_command, worker_command
-
-    cli.add_command(emulator_command, "emulator")
-    cli.add_command(sync_command, "sync")
-    cli.add_command(doctor_command, "doctor")
-    cli.add_command(serve_command, "serve")
-    cli.add_command(worker_command, "worker")
-    cli.add_command(db_command, "db")
-    cli.add_command(status_command, "status")
-
-
-_register_optional_commands()
 
 
 def main() -> None:

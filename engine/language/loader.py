@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
-import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -13,11 +10,10 @@ from pathlib import Path
 
 from engine.language import ast
 from engine.language.diagnostics import Diagnostic, SourceCache, sort_key
-from engine.language.parser import cache_dir, grammar_digest, iter_rule_files, parse_many, parse_text
-
-
-class RuleSetNotFound(Exception):
-    """A path given as a rule set does not exist (a usage error, not a diagnostic)."""
+from engine.language.parser import parse_many, parse_text
+from engine.language.sources import RuleSetNotFound as RuleSetNotFound
+from engine.language.sources import check_paths as check_paths
+from engine.language.sources import iter_rule_files
 
 
 @dataclass
@@ -125,54 +121,3 @@ def load_rule_set(
     diagnostics.extend(check_rule_set(rule_set, catalog=catalog))
     diagnostics.sort(key=sort_key)
     return LoadResult(rule_set, diagnostics, count, sources)
-
-
-def check_paths(
-    paths: Iterable[str | Path], *, catalog: object | None = None, use_cache: bool = True
-) -> tuple[list[Diagnostic], int, SourceCache]:
-    """The diagnostics of a rule set, cached by the content of every file (and the catalog).
-
-    An unchanged rule set is answered from the cache without parsing or checking again, as `ruff` does.
-    """
-    paths = list(paths)
-    folder = cache_dir() if use_cache else None
-    if folder is None:
-        result = load_rule_set(paths, catalog=catalog, use_cache=use_cache)
-        return result.diagnostics, result.files, result.sources
-    files: list[tuple[str, bytes]] = []
-    for given in paths:
-        path = Path(given)
-        if not path.exists():
-            raise RuleSetNotFound(f"{given}: no such file or directory")
-        for file in iter_rule_files(path):
-            try:
-                files.append((str(file), file.read_bytes()))
-            except OSError:
-                result = load_rule_set(paths, catalog=catalog, use_cache=use_cache)
-                return result.diagnostics, result.files, result.sources
-    digest = hashlib.sha256(grammar_digest().encode())
-    digest.update(repr(catalog).encode())
-    for entry in sorted((resources.files("engine") / "rules" / "channels").iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".campaign"):
-            digest.update(entry.read_bytes())
-    for name, raw in files:
-        digest.update(b"\0" + name.encode() + b"\0" + len(raw).to_bytes(8, "big") + raw)
-    key = folder / "checks" / f"{digest.hexdigest()}.pickle"
-    texts = {name: raw.decode("utf-8", errors="replace") for name, raw in files}
-    try:
-        with key.open("rb") as fh:
-            cached = pickle.load(fh)
-        if isinstance(cached, list):
-            return cached, len(files), SourceCache(texts)
-    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError):
-        pass
-    result = load_rule_set(paths, catalog=catalog, use_cache=use_cache)
-    try:
-        key.parent.mkdir(parents=True, exist_ok=True)
-        tmp = key.with_suffix(f".{os.getpid()}.tmp")
-        with tmp.open("wb") as fh:
-            pickle.dump(result.diagnostics, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, key)
-    except OSError:
-        pass
-    return result.diagnostics, result.files, result.sources

@@ -17,11 +17,9 @@ import os
 import pickle
 import re
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,34 +28,10 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 
 from engine.language import ast
 from engine.language.diagnostics import Diagnostic
-
-GRAMMAR_PACKAGE = "engine"
-GRAMMAR_RESOURCE = ("grammar", "campaign.lark")
-CACHE_FORMAT = "1"
-
-
-def cache_dir() -> Path | None:
-    """A user-writable cache folder (SMARTCAMPAIGN_CACHE_DIR, else the platform's user cache dir)."""
-    configured = os.environ.get("SMARTCAMPAIGN_CACHE_DIR")
-    if configured:
-        base = Path(configured)
-    else:
-        import platformdirs
-
-        base = Path(platformdirs.user_cache_dir("smartcampaign"))
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return base if os.access(base, os.W_OK) else None
-
-
-def grammar_text() -> str:
-    ref = resources.files(GRAMMAR_PACKAGE)
-    for part in GRAMMAR_RESOURCE:
-        ref = ref / part
-    return ref.read_text(encoding="utf-8")
-
+from engine.language.sources import cache_dir as cache_dir
+from engine.language.sources import grammar_digest as grammar_digest
+from engine.language.sources import grammar_text as grammar_text
+from engine.language.sources import iter_rule_files as iter_rule_files
 
 _ESCAPE = re.compile(r"\\([\"\\])")
 
@@ -912,19 +886,6 @@ def _parse_text(text: str, file: str) -> ParseResult:
     return ParseResult(ast.RuleFile(file, tuple(declarations), tuple(comments)), tuple(diagnostics))
 
 
-@functools.lru_cache(maxsize=1)
-def grammar_digest() -> str:
-    """Identifies the grammar and this release: part of every cache key."""
-    from engine import __version__
-
-    digest = hashlib.sha256(f"{CACHE_FORMAT}\0{__version__}\0{grammar_text()}".encode())
-    # the AST's shape is part of what is cached: a changed node class must not meet an old pickle
-    for module in (ast.__file__, __file__):
-        with contextlib.suppress(OSError, TypeError):
-            digest.update(Path(module).read_bytes())
-    return digest.hexdigest()
-
-
 def _content_key(text: str, file: str) -> str:
     h = hashlib.sha256()
     h.update(grammar_digest().encode())
@@ -1031,11 +992,3 @@ def parse_many(items: list[tuple[str, str]], *, use_cache: bool = True) -> list[
         if results[index] is None:
             results[index] = parse_text(items[index][1], items[index][0], use_cache=use_cache)
     return [r for r in results if r is not None]
-
-
-def iter_rule_files(path: Path) -> Iterator[Path]:
-    """A `.campaign` file, or every `.campaign` file under a folder in sorted path order."""
-    if path.is_dir():
-        yield from sorted(p for p in path.rglob("*.campaign") if p.is_file())
-    else:
-        yield path
