@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from engine.language import ast
 from engine.store.store import CampaignInfo, Store
@@ -53,69 +53,116 @@ class FilterContext:
         return flt.status is None or flt.status.matches(current)
 
 
-Compiled = Callable[[FilterContext], bool]
+Memberships = dict[int, str]  # campaign id -> status: one person's memberships, as the store gives them
+Compiled = Callable[[Memberships, FilterContext], bool]
+
+
+def pass_all(memberships: Memberships, ctx: FilterContext) -> bool:
+    """The test of a campaign without filter lines (callers may skip reading memberships for it)."""
+    return True
+
+
+def compile_filters(exprs: Sequence[ast.FilterExpr], store: Store) -> Compiled:
+    """A campaign's filter lines as one test (all must hold, checked in order); `pass_all` when it has none.
+
+    Campaign references are resolved once against the store's current campaign catalog, so each `member of`
+    is a set or dict lookup on the person's memberships (read once per change by the caller). Same meaning
+    as `evaluate`; the interpreter compiles each campaign's filters once per campaign catalog.
+    """
+    if not exprs:
+        return pass_all
+    return _joined([compile_expr(expr, store) for expr in exprs], every=True)
 
 
 def compile_expr(expr: ast.FilterExpr, store: Store) -> Compiled:
-    """A filter as a function of one person's memberships, with its campaign references resolved once.
-
-    Same meaning as `evaluate`; the interpreter compiles each filter line once per campaign catalog.
-    """
+    """One filter expression, compiled (see `compile_filters`)."""
     if isinstance(expr, ast.MembershipFilter):
-        return _compile_member_of(expr, store)
+        return _compile_member_of(expr, store, negate=False)
     if isinstance(expr, ast.ProgramMembershipFilter):
         flt = expr
-        return lambda ctx: ctx.member_of_program(flt)
+        return lambda m, ctx: ctx.member_of_program(flt)
     if isinstance(expr, ast.Not):
-        inner = compile_expr(expr.operand, store)
-        return lambda ctx: not inner(ctx)
+        if isinstance(expr.operand, ast.MembershipFilter):
+            return _compile_member_of(expr.operand, store, negate=True)
+        return _negated(compile_expr(expr.operand, store))
     parts = [compile_expr(operand, store) for operand in expr.operands]
-    if isinstance(expr, ast.And):
-        return lambda ctx: all(part(ctx) for part in parts)
-    return lambda ctx: any(part(ctx) for part in parts)
+    return _joined(parts, every=isinstance(expr, ast.And))
 
 
-def _status_test(match: ast.StatusMatch | None) -> Callable[[str], bool] | None:
+def _negated(test: Compiled) -> Compiled:
+    return lambda m, ctx: not test(m, ctx)
+
+
+def _joined(parts: list[Compiled], *, every: bool) -> Compiled:
+    """`and` (`every` part holds) or `or` of parts, short-circuiting in order, without a generator for 2 or 3."""
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        a, b = parts
+        if every:
+            return lambda m, ctx: a(m, ctx) and b(m, ctx)
+        return lambda m, ctx: a(m, ctx) or b(m, ctx)
+    if len(parts) == 3:
+        a, b, c = parts
+        if every:
+            return lambda m, ctx: a(m, ctx) and b(m, ctx) and c(m, ctx)
+        return lambda m, ctx: a(m, ctx) or b(m, ctx) or c(m, ctx)
+    if every:
+        return lambda m, ctx: all(part(m, ctx) for part in parts)
+    return lambda m, ctx: any(part(m, ctx) for part in parts)
+
+
+def _compile_member_of(flt: ast.MembershipFilter, store: Store, *, negate: bool) -> Compiled:
+    """`member of ...` (`not member of ...` when `negate`) as set and dict tests on the memberships."""
+    ref = flt.campaign
+    match = flt.status
+    if not ref.is_single:
+        test = _member_of_many(ref, match, store)
+        return _negated(test) if negate else test
+    campaign = store.campaign_by_name(ref.values[0]) if ref.kind == "name" else store.campaign_by_sfdc_id(ref.values[0])
+    if campaign is None:  # not in the catalog: never a membership
+        return lambda m, ctx: negate
+    cid = campaign.id
     if match is None:
-        return None
+        if negate:
+            return lambda m, ctx: cid not in m
+        return lambda m, ctx: cid in m
+    # a missing membership (None) never matches a status
+    accepted: frozenset[str | None] = frozenset(match.values)
+    if match.kind == "not_in":
+        refused: frozenset[str | None] = accepted | {None}
+        if negate:
+            return lambda m, ctx: m.get(cid) in refused
+        return lambda m, ctx: m.get(cid) not in refused
+    if negate:
+        return lambda m, ctx: m.get(cid) not in accepted
+    return lambda m, ctx: m.get(cid) in accepted
+
+
+def _member_of_many(ref: ast.CampaignRef, match: ast.StatusMatch | None, store: Store) -> Compiled:
+    """`member of any sfdc campaign` / `... [not] in (...)`: some one membership matches reference and status."""
+    if ref.kind == "any":
+        if match is None:
+            return lambda m, ctx: bool(m)
+        values = frozenset(match.values)
+        if match.kind == "not_in":
+            return lambda m, ctx: not values.issuperset(m.values())
+        return lambda m, ctx: not values.isdisjoint(m.values())
+    ids = frozenset(c.id for name in ref.values if (c := store.campaign_by_name(name)) is not None)
+    inside = ref.kind == "in"
+    if match is None:
+        if inside:
+            return lambda m, ctx: not ids.isdisjoint(m)
+        return lambda m, ctx: not ids.issuperset(m)
+    status_ok = _status_test(match)
+    return lambda m, ctx: any((cid in ids) == inside and status_ok(status) for cid, status in m.items())
+
+
+def _status_test(match: ast.StatusMatch) -> Callable[[str], bool]:
     values = frozenset(match.values)
     if match.kind == "not_in":
         return lambda status: status not in values
     return lambda status: status in values
-
-
-def _compile_member_of(flt: ast.MembershipFilter, store: Store) -> Compiled:
-    ref = flt.campaign
-    status_ok = _status_test(flt.status)
-    if ref.is_single:
-        campaign = (
-            store.campaign_by_name(ref.values[0]) if ref.kind == "name" else store.campaign_by_sfdc_id(ref.values[0])
-        )
-        if campaign is None:
-            return lambda ctx: False
-        cid = campaign.id
-        if status_ok is None:
-            return lambda ctx: cid in ctx.memberships
-
-        def single(ctx: FilterContext) -> bool:
-            current = ctx.memberships.get(cid)
-            return current is not None and status_ok(current)
-
-        return single
-    if ref.kind == "any":
-        if status_ok is None:
-            return lambda ctx: bool(ctx.memberships)
-        return lambda ctx: any(status_ok(status) for status in ctx.memberships.values())
-    ids = frozenset(c.id for name in ref.values if (c := store.campaign_by_name(name)) is not None)
-    inside = ref.kind == "in"
-
-    def listed(ctx: FilterContext) -> bool:
-        for campaign_id, status in ctx.memberships.items():
-            if (campaign_id in ids) == inside and (status_ok is None or status_ok(status)):
-                return True
-        return False
-
-    return listed
 
 
 def evaluate(expr: ast.FilterExpr, ctx: FilterContext) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from engine.crm import protocol as p
 from engine.crm.protocol import CrmAdapter
 from engine.language import ast
-from engine.runtime.filters import Compiled, FilterContext, compile_expr, describe, evaluate
-from engine.runtime.triggers import Change, TriggerIndex
+from engine.runtime.filters import Compiled, FilterContext, compile_filters, describe, evaluate, pass_all
+from engine.runtime.triggers import Candidate, Change, TriggerIndex
 from engine.store.store import CampaignInfo, Continuation, Person, Store
 
 DEFAULT_MAX_DEPTH = 10
@@ -115,7 +115,7 @@ class Interpreter:
         self.clock = 0.0
         self.tracer = tracer
         self.programs = ProgramSync(self, enabled=program_sync, disabled=sync_disabled)
-        self._compiled_filters: dict[str, list[Compiled]] = {}
+        self._compiled_filters: dict[str, Compiled] = {}
         self._compiled_version = -1
         if tracer is not None:
             tracer.event("start", interpreter=self)
@@ -193,22 +193,14 @@ class Interpreter:
             if self.tracer:
                 self.tracer.event("cascade_cut", change=change, message=message)
             return
+        if self.tracer is None:
+            self._run_candidates(change, candidates)
+            return
         for candidate in candidates:
             campaign = candidate.campaign
-            if self.tracer:
-                self.tracer.event("trigger", change=change, campaign=campaign, trigger=candidate.trigger)
+            self.tracer.event("trigger", change=change, campaign=campaign, trigger=candidate.trigger)
             if not campaign.active:
-                if self.tracer:
-                    self.tracer.event("inactive", change=change, campaign=campaign)
-                continue
-            if self.tracer is None:
-                # filters first: they read cached memberships, qualification needs a query (same decision)
-                ctx = FilterContext(self.store, change.person.id, self.store.program_id)
-                if not all(test(ctx) for test in self._compiled(campaign)):
-                    continue
-                if not self._qualifies(campaign, change):
-                    continue
-                self._start_run(campaign, change)
+                self.tracer.event("inactive", change=change, campaign=campaign)
                 continue
             if not self._qualifies(campaign, change):
                 continue
@@ -224,17 +216,37 @@ class Interpreter:
                 continue
             self._start_run(campaign, change)
 
-    def _compiled(self, campaign: ast.Campaign) -> list[Compiled]:
-        """The campaign's filter lines compiled against the current campaign catalog."""
+    def _run_candidates(self, change: Change, candidates: Sequence[Candidate]) -> None:
+        """Untraced dispatch, same decisions: filters first (tests on the memberships, read once per change),
+        then qualification (a query), then the run. A run may change the person's memberships and program
+        statuses, or the catalog, so they are read again after one."""
+        tests = self._filter_tests()
+        ctx: FilterContext | None = None
+        for candidate in candidates:
+            campaign = candidate.campaign
+            if not campaign.active:
+                continue
+            test = tests.get(campaign.name)
+            if test is None:
+                test = tests[campaign.name] = compile_filters(campaign.filters, self.store)
+            if test is not pass_all:
+                if ctx is None:
+                    ctx = FilterContext(self.store, change.person.id, self.store.program_id)
+                if not test(ctx.memberships, ctx):
+                    continue
+            if not self._qualifies(campaign, change):
+                continue
+            self._start_run(campaign, change)
+            ctx = None
+            tests = self._filter_tests()
+
+    def _filter_tests(self) -> dict[str, Compiled]:
+        """Each campaign's compiled filters (by name) for the current campaign catalog, compiled when first used."""
         self.store.campaign_by_name("")  # loads the catalog (and bumps its version) when it changed
         if self._compiled_version != self.store.catalog_version:
             self._compiled_filters.clear()
             self._compiled_version = self.store.catalog_version
-        found = self._compiled_filters.get(campaign.name)
-        if found is None:
-            found = [compile_expr(expr, self.store) for expr in campaign.filters]
-            self._compiled_filters[campaign.name] = found
-        return found
+        return self._compiled_filters
 
     def _qualifies(self, campaign: ast.Campaign, change: Change) -> bool:
         rule = campaign.qualification
