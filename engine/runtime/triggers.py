@@ -7,6 +7,7 @@ every change of their kind.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.language import ast
@@ -86,49 +87,86 @@ def ref_matches(ref: ast.CampaignRef, campaign: CampaignInfo) -> bool:
     return campaign.name not in ref.values
 
 
+def _unconstrained(trigger: ast.Trigger) -> bool:
+    """A trigger that fires on every change of its kind to its campaign or program (no status given)."""
+    return trigger.status is None and trigger.from_status is None and trigger.to_status is None
+
+
+@dataclass(frozen=True, slots=True)
+class _Pool:
+    """The candidates of one index key, in declaration order (a campaign's triggers next to each other)."""
+
+    candidates: tuple[Candidate, ...]
+    always: bool  # each fires on every change of the key: no status constraint, no campaign listed twice
+
+
+def _pool(candidates: list[Candidate]) -> _Pool:
+    orders = {c.order for c in candidates}
+    always = len(orders) == len(candidates) and all(_unconstrained(c.trigger) for c in candidates)
+    return _Pool(tuple(candidates), always)
+
+
+def _first_matching(pool: tuple[Candidate, ...], change: Change) -> list[Candidate]:
+    """The campaigns of one pool that this change fires, each by its first matching trigger."""
+    found: list[Candidate] = []
+    last = -1
+    for candidate in pool:
+        if candidate.order != last and trigger_matches(candidate.trigger, change):
+            found.append(candidate)
+            last = candidate.order
+    return found
+
+
 class TriggerIndex:
     def __init__(self, campaigns: tuple[ast.Campaign, ...]) -> None:
-        self._keyed: dict[tuple[str, str], list[Candidate]] = {}
+        keyed: dict[tuple[str, str], list[Candidate]] = {}
         self._wild: dict[str, list[Candidate]] = {}
         for order, campaign in enumerate(campaigns):
             for trigger in campaign.triggers:
                 candidate = Candidate(order, campaign, trigger)
                 if trigger.kind == "program_status_changed":
-                    self._keyed.setdefault((trigger.kind, "program:" + (trigger.program or "")), []).append(candidate)
+                    keyed.setdefault((trigger.kind, "program:" + (trigger.program or "")), []).append(candidate)
                     continue
                 ref = trigger.campaign
                 if ref is None:
                     continue
                 if ref.kind == "name":
-                    self._keyed.setdefault((trigger.kind, ref.values[0]), []).append(candidate)
+                    keyed.setdefault((trigger.kind, ref.values[0]), []).append(candidate)
                 elif ref.kind == "id":
-                    self._keyed.setdefault((trigger.kind, _id_key(ref.values[0])), []).append(candidate)
+                    keyed.setdefault((trigger.kind, _id_key(ref.values[0])), []).append(candidate)
                 elif ref.kind == "in":
                     for name in ref.values:
-                        self._keyed.setdefault((trigger.kind, name), []).append(candidate)
+                        keyed.setdefault((trigger.kind, name), []).append(candidate)
                 else:
                     self._wild.setdefault(trigger.kind, []).append(candidate)
+        self._keyed = {key: _pool(candidates) for key, candidates in keyed.items()}
+        self._by_id = any(key.startswith("id:") for _, key in self._keyed)  # else no lookup by id per change
 
-    def candidates(self, change: Change) -> list[Candidate]:
+    def candidates(self, change: Change) -> Sequence[Candidate]:
         """The campaigns whose triggers this change fires: one entry per campaign, in declaration order."""
-        pools: list[list[Candidate]] = []
+        pools: list[tuple[Candidate, ...]] = []
         if change.kind == "program_status_changed":
             pool = self._keyed.get((change.kind, "program:" + (change.program or "")))
-            if pool:
-                pools.append(pool)
-        elif change.campaign is not None:
-            for key in (change.campaign.name, _id_key(change.campaign.sfdc_id)):
-                pool = self._keyed.get((change.kind, key))
-                if pool:
-                    pools.append(pool)
-            wild = self._wild.get(change.kind)
-            if wild:
-                pools.append([c for c in wild if ref_matches(c.trigger.campaign, change.campaign)])  # type: ignore[arg-type]
-        if not pools:
-            return []
+            if pool is None:
+                return ()
+            return pool.candidates if pool.always else _first_matching(pool.candidates, change)
+        if change.campaign is None:
+            return ()
+        pool = self._keyed.get((change.kind, change.campaign.name))
+        by_id = self._keyed.get((change.kind, _id_key(change.campaign.sfdc_id))) if self._by_id else None
+        wild = self._wild.get(change.kind)
+        if by_id is None and not wild:  # the usual case: campaigns named in triggers, one pool
+            if pool is None:
+                return ()
+            return pool.candidates if pool.always else _first_matching(pool.candidates, change)
+        for keyed in (pool, by_id):
+            if keyed is not None:
+                pools.append(keyed.candidates)
+        if wild:
+            pools.append(tuple(c for c in wild if ref_matches(c.trigger.campaign, change.campaign)))  # type: ignore[arg-type]
         found: dict[int, Candidate] = {}
-        for pool in pools:
-            for candidate in pool:
+        for candidates in pools:
+            for candidate in candidates:
                 if candidate.order in found:
                     continue
                 if trigger_matches(candidate.trigger, change):
