@@ -7,7 +7,7 @@
   written (Salesforce itself silently replaces an unknown status with the campaign's default).
 - `DUPLICATE_VALUE` is "already a member"; Leads are looked up by email before they are created, so a
   retried create does not make a second Lead.
-- Transient failures (5xx, timeouts, `UNABLE_TO_LOCK_ROW`) are retried with exponential backoff;
+- Transient failures (5xx, 429, timeouts, `UNABLE_TO_LOCK_ROW`) are retried with exponential backoff;
   `INVALID_SESSION_ID` logs in again once; `REQUEST_LIMIT_EXCEEDED` raises `QuotaExceeded` so callers keep
   the work queued until the quota window allows.
 - API usage is read from `Sforce-Limit-Info` on every response. Secrets never appear in messages.
@@ -156,7 +156,7 @@ def _transient(error: BaseException) -> bool:
     if isinstance(error, (requests.ConnectionError, requests.Timeout)):
         return True
     if isinstance(error, SalesforceError):
-        if error.status >= 500:
+        if error.status >= 500 or error.status == 429:  # 429: too many requests at once, slow down
             return True
         return LOCK_CODE in _error_codes(error)
     return False

@@ -72,6 +72,7 @@ class ServiceConfig:
     salesforce: SalesforceSettings | None = None
     engine: EngineSettings = field(default_factory=EngineSettings)
     worker_idle_sleep: float = 0.05
+    outbox_batch: int = 1000  # CRM operations per flush (--crm salesforce)
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -210,9 +211,15 @@ class Service:
         self.metrics.usage_probe = self._salesforce_usage
         if config.crm == "salesforce":
             self._start_salesforce()
+        from engine.service.flusher import FlushOptions
         from engine.service.worker import Worker, WorkerOptions
 
-        options = WorkerOptions(batch_size=config.batch_size, engine=config.engine, idle_sleep=config.worker_idle_sleep)
+        options = WorkerOptions(
+            batch_size=config.batch_size,
+            engine=config.engine,
+            idle_sleep=config.worker_idle_sleep,
+            flush=FlushOptions(batch=config.outbox_batch),
+        )
         for number in range(config.workers):
             worker = Worker(
                 config.db_url,

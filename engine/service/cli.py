@@ -66,6 +66,8 @@ _common = [
     click.option("--env-file", type=click.Path(exists=True, dir_okay=False), help="Settings file (.env format)."),
     click.option("--batch-size", default=200, show_default=True, type=click.IntRange(1, 5000),
                  help="Events a worker takes per transaction."),
+    click.option("--outbox-batch", default=1000, show_default=True, type=click.IntRange(1, 5000),
+                 help="CRM operations sent per flush (--crm salesforce): collections of 200, several in flight."),
     click.option("--watch", is_flag=True, help="Reload the rules when a rule file changes."),
     click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True),
     click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
@@ -126,6 +128,7 @@ def serve_command(
     crm: str,
     env_file: str | None,
     batch_size: int,
+    outbox_batch: int,
     watch: bool,
     log_format: str,
     log_level: str,
@@ -169,6 +172,7 @@ def serve_command(
         watch=watch,
         poll_interval=poll_interval,
         batch_size=batch_size,
+        outbox_batch=outbox_batch,
         salesforce=_salesforce(crm, env_file),
         engine=_engine_settings(env_file),
     )
@@ -231,13 +235,6 @@ def _graceful_server(config: Any) -> Any:
     type=click.FloatRange(0.001, 10),
     help="Seconds between looks at an empty inbox.",
 )
-@click.option(
-    "--outbox-batch",
-    default=1000,
-    show_default=True,
-    type=click.IntRange(1, 5000),
-    help="CRM operations sent per flush (--crm salesforce): collections of 200, several in flight.",
-)
 @guarded
 def worker_command(
     rules: tuple[str, ...],
@@ -245,13 +242,13 @@ def worker_command(
     crm: str,
     env_file: str | None,
     batch_size: int,
+    outbox_batch: int,
     watch: bool,
     log_format: str,
     log_level: str,
     name: str | None,
     metrics_port: int | None,
     idle_sleep: float,
-    outbox_batch: int,
 ) -> None:
     """Process the inbox: any number of workers share one PostgreSQL store.
 

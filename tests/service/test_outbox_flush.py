@@ -115,6 +115,25 @@ def test_5xx_and_a_spent_quota_keep_the_work_queued(org: RunningEmulator, pg_url
     assert dict(query(pg_url, "SELECT outcome, COUNT(*) FROM service_outbox GROUP BY outcome")) == {"done": 250}
 
 
+def test_429_too_many_requests_is_retried_with_backoff_and_nothing_is_lost(org: RunningEmulator, pg_url: str) -> None:
+    sf = org.client()
+    nurture = make_campaign(sf, "Nurture", ["Queued", "Active"])
+    make_campaign(sf, "Signups", ["Signed Up"])
+    emails = [f"busy{n:03d}@example.com" for n in range(220)]
+    leads(sf, emails)
+    prepare(org, pg_url)
+    put(pg_url, signups(emails))
+    # the next 5 calls (the lookup, then the writes) are answered 429 "too many requests"
+    org.set_faults(error_rate=1.0, error_statuses=[429], error_limit=5)
+    with Running(pg_url, org, max_backoff=0.5):
+        wait_until(lambda: sent(pg_url) == len(emails), 60, 0.1, "delivery through 429s")
+    injected = org.stats()["faults"]["injected"]["errors_by_status"]
+    assert injected == {"429": 5}, injected
+    rows = members(sf, nurture)
+    assert len(rows) == len(emails) and len({r["LeadId"] for r in rows}) == len(emails)  # none lost, none twice
+    assert dict(query(pg_url, "SELECT outcome, COUNT(*) FROM service_outbox GROUP BY outcome")) == {"done": 220}
+
+
 def test_a_refused_record_is_its_own_outcome_and_status_reports_it(org: RunningEmulator, pg_url: str) -> None:
     sf = org.client()
     nurture = make_campaign(sf, "Nurture", ["Queued", "Active"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from engine.crm.emulator.settings import DEFAULT_PORT, LOOPBACK_HOSTS, default_cert_dir
+from engine.crm.emulator.settings import DEFAULT_PORT, FAULT_STATUSES, LOOPBACK_HOSTS, default_cert_dir
 
 __all__ = ["emulator_command"]
 
@@ -15,9 +15,9 @@ def _statuses(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
     try:
         statuses = tuple(int(item) for item in value.split(",") if item.strip())
     except ValueError:
-        raise click.BadParameter("a comma-separated list of 500 and/or 503") from None
-    if not statuses or any(item not in (500, 503) for item in statuses):
-        raise click.BadParameter("a comma-separated list of 500 and/or 503")
+        raise click.BadParameter("a comma-separated list of 429, 500 and/or 503") from None
+    if not statuses or any(item not in FAULT_STATUSES for item in statuses):
+        raise click.BadParameter("a comma-separated list of 429, 500 and/or 503")
     return statuses
 
 

@@ -3,7 +3,7 @@
 The configuration is replaced whole by every `POST /_emulator/faults` (missing keys take their defaults):
 
     {"error_rate": 0.2,            # share of data-API calls answered 500/503 before they do anything
-     "error_statuses": [500, 503], # chosen from at random
+     "error_statuses": [500, 503], # chosen from at random (429, 500, 503)
      "latency_ms": 0,              # added to every data-API call that `endpoints` names
      "lock_rate": 0.0,             # share of record writes failing with UNABLE_TO_LOCK_ROW (per record in collections)
      "expire_sessions": false,     # true: every session issued so far, the --token one too, is expired now
@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.crm.emulator.org import SfError
-from engine.crm.emulator.settings import ERROR_STATUSES
+from engine.crm.emulator.settings import ERROR_STATUSES, FAULT_STATUSES
 
 _KEYS = {
     "error_rate",
@@ -75,9 +75,9 @@ class FaultConfig:
         if (
             not isinstance(statuses, list)
             or not statuses
-            or any(isinstance(item, bool) or item not in ERROR_STATUSES for item in statuses)
+            or any(isinstance(item, bool) or item not in FAULT_STATUSES for item in statuses)
         ):
-            raise ValueError("error_statuses must be a non-empty list of 500 and/or 503")
+            raise ValueError("error_statuses must be a non-empty list of 429, 500 and/or 503")
         latency = payload.get("latency_ms", 0)
         if isinstance(latency, bool) or not isinstance(latency, int | float) or not 0 <= latency <= 60_000:
             raise ValueError("latency_ms must be a number from 0 to 60000")
@@ -143,7 +143,7 @@ class Faults:
         return config.latency_ms / 1000.0 if config.latency_ms > 0 and self._applies(endpoint) else 0.0
 
     def draw_error(self, endpoint: str) -> SfError | None:
-        """A 500 or 503 for this call, or None."""
+        """A 429, 500 or 503 for this call, or None."""
         with self._lock:
             config = self.config
             if config.error_rate <= 0 or not self._applies(endpoint) or self._errors_left == 0:
@@ -155,6 +155,8 @@ class Faults:
                 self._errors_left -= 1
             self.counters.errors += 1
             self.counters.by_status[status] = self.counters.by_status.get(status, 0) + 1
+        if status == 429:
+            return SfError(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests at once: slow down and try again.")
         if status == 503:
             return SfError(503, "SERVER_UNAVAILABLE", "Server is temporarily unavailable. Please try again later.")
         error_id = self._rng.randrange(10**9, 10**10)
