@@ -2,14 +2,14 @@
 intake and the interpreter, never in their way.
 
 A flush claims up to `batch` rows (1,000: five sObject Collections of 200, sent with up to `concurrency`
-requests in flight) and sends them through one `SalesforceAdapter.execute`, so one member-status read serves the
-whole flush. A flush starts when the outbox holds a full batch, when the inbox is empty and quiet (the interpreter has
-caught up and no event came in the last `quiet` seconds: waiting would only add latency), or when the oldest row
-has waited `max_linger` seconds; while events are still streaming in, it waits for more, which is what keeps
-the API bill small. Member statuses are read at most every `status_ttl` seconds (settings), and again at once
-when the poller has refreshed the catalog.
+requests in flight) and sends them through one `SalesforceAdapter.execute`. A flush starts when the outbox holds
+a full collection (`full`, 200 rows: waiting longer would save no call; the flush takes everything pending, up to
+`batch`), when the inbox is empty and quiet (the interpreter has caught up and no event came in the last `quiet`
+seconds: waiting would only add latency), or when the oldest row has waited `max_linger` seconds; while events
+are still streaming in, it waits for more, which is what keeps the API bill small. Member statuses are read at
+most every `status_ttl` seconds (settings), and again at once when the poller has refreshed the catalog.
 
-Failures: each call is retried by the adapter (backoff on 5xx, timeouts, row locks). If Salesforce stays
+Failures: each call is retried by the adapter (backoff on 5xx, 429, timeouts, row locks). If Salesforce stays
 unavailable, what it answered is settled and the rest stays queued in order; the loop backs off (doubling up to
 `max_backoff`), and a spent daily quota (`REQUEST_LIMIT_EXCEEDED`) waits `quota_backoff`. Records Salesforce
 refuses (DUPLICATE_VALUE on an add is "done"; INVALID_FIELD, a deleted campaign, an unknown status ...) are
@@ -36,10 +36,11 @@ log = logging.getLogger("smartcampaign.service")
 
 @dataclass
 class FlushOptions:
-    batch: int = 1000  # rows per flush
+    batch: int = 1000  # rows per flush at most
+    full: int = 200  # rows that fill a collection request: waiting for more would save no call
     linger: float = 0.02  # seconds a row waits once the inbox is empty and quiet
     quiet: float = 0.1  # the inbox is quiet when its newest event came this long ago
-    max_linger: float = 0.5  # seconds the oldest row waits at most while events stream in
+    max_linger: float = 0.3  # seconds the oldest row waits at most while events stream in
     idle_sleep: float = 0.02
     max_backoff: float = 30.0
     quota_backoff: float = 60.0
@@ -88,7 +89,7 @@ class OutboxFlusher:
             self._mirror_version = version
         if not count:
             return False
-        if count >= options.batch:
+        if count >= min(options.full, options.batch):
             return True
         now = time.time()
         age = now - float(oldest)
