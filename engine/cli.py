@@ -40,6 +40,7 @@ _OPTIONAL_COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("engine.service.cli", "worker_command"),
     "db": ("engine.service.cli", "db_command"),
     "status": ("engine.service.cli", "status_command"),
+    "graph": ("engine.cli_graph", "graph_command"),
 }
 
 

@@ -493,9 +493,9 @@ def campaign_graph(rule_set: ast.RuleSet) -> dict[str, list[str]]:
     return graph
 
 
-def _cycles(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
-    graph = campaign_graph(rule_set)
-    by_name = {c.name: c for c in rule_set.campaigns}
+def campaign_cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """The cycles of a campaign graph, each once: the shortest from its first campaign in declaration order."""
+    cycles: list[list[str]] = []
     reported: set[frozenset[str]] = set()
     for start in graph:
         path = _find_cycle(graph, start)
@@ -505,8 +505,15 @@ def _cycles(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
         if members in reported:
             continue
         reported.add(members)
+        cycles.append(path)
+    return cycles
+
+
+def _cycles(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
+    by_name = {c.name: c for c in rule_set.campaigns}
+    for path in campaign_cycles(campaign_graph(rule_set)):
         chain = " -> ".join(f'"{n}"' for n in [*path, path[0]])
-        campaign = by_name[start]
+        campaign = by_name[path[0]]
         yield _at(
             "warning",
             "campaign-cycle",
