@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from engine import __version__
-from engine.cli_support import EXIT_FAIL, EXIT_OK, EXIT_USAGE, guarded
+from engine.cli_support import EXIT_FAIL, EXIT_OK, EXIT_USAGE, collector_paused, guarded
 from engine.cli_support import err as _err
 
 
@@ -109,13 +109,14 @@ def check(
 
     catalog = _catalog_from_world(catalog_path) if catalog_path else None
     try:
-        if "-" in paths:
-            from engine.language.loader import load_rule_set
+        with collector_paused():
+            if "-" in paths:
+                from engine.language.loader import load_rule_set
 
-            loaded = load_rule_set(paths, catalog=catalog, use_cache=not no_cache, texts={"-": sys.stdin.read()})
-            diagnostics, files, sources = loaded.diagnostics, loaded.files, loaded.sources
-        else:
-            diagnostics, files, sources = check_paths(paths, catalog=catalog, use_cache=not no_cache)
+                loaded = load_rule_set(paths, catalog=catalog, use_cache=not no_cache, texts={"-": sys.stdin.read()})
+                diagnostics, files, sources = loaded.diagnostics, loaded.files, loaded.sources
+            else:
+                diagnostics, files, sources = check_paths(paths, catalog=catalog, use_cache=not no_cache)
     except RuleSetNotFound as error:
         _err(f"smartcampaign check: {error}")
         sys.exit(EXIT_USAGE)

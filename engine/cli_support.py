@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -38,3 +40,20 @@ def guarded(func: F) -> F:
             sys.exit(EXIT_INTERNAL)
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: for a command that builds a large, acyclic structure at once.
+
+    Parsing 1,000 campaigns allocates hundreds of thousands of nodes that all stay alive, so every collection
+    the allocations trigger scans them again and finds nothing (about 0.1 s of a cold `check`). A process-wide
+    switch: entry points use it, never the library; the collector's state is restored on the way out.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
+from operator import attrgetter
 from typing import Literal
 
 TimeUnit = Literal["minute", "hour", "day", "week", "month"]
@@ -322,3 +323,31 @@ class RuleSet:
             if campaign.name == name:
                 return campaign
         return None
+
+
+def _pickled_by_fields(cls: type) -> None:
+    """Pickle a frozen slots node as a call to its class with its fields in order.
+
+    The slots dataclass default walks `fields()` for every node on both sides; this is several times faster
+    to write and reads faster too, which is most of a cold rule set's parse-cache cost.
+    """
+    names = [f.name for f in fields(cls)]
+    if not all(f.init for f in fields(cls)):
+        return
+    values = attrgetter(*names)
+    if len(names) == 1:
+
+        def __reduce__(self: object) -> tuple[type, tuple[object, ...]]:
+            return cls, (values(self),)
+    else:
+
+        def __reduce__(self: object) -> tuple[type, tuple[object, ...]]:
+            return cls, values(self)
+
+    cls.__reduce__ = __reduce__  # type: ignore[assignment,method-assign]
+
+
+for _node in list(globals().values()):
+    if isinstance(_node, type) and is_dataclass(_node) and "__slots__" in vars(_node) and _node.__module__ == __name__:
+        _pickled_by_fields(_node)
+del _node
