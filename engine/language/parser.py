@@ -994,18 +994,24 @@ def _string_problem(text: str, pos: int) -> tuple[str, str, int] | None:
     return ("unclosed-string", "this string is not closed on its line (strings are on one line)", pos)
 
 
-_WORDS_OUTSIDE_STRINGS = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[A-Za-z_][A-Za-z0-9_]*')
+@functools.lru_cache(maxsize=1)
+def _next_unknown_word() -> re.Pattern[str]:
+    """Skips strings, comments, keywords and anything that is not a word, all in one match; group 1 is the
+    next word the language does not know. Words are runs of letters, digits and `_` that start with a letter
+    or `_`; strings and comments (even unclosed) hold no words."""
+    known = "|".join(re.escape(word) for word in sorted(keywords(), key=len, reverse=True))
+    return re.compile(
+        rf'(?:[^A-Za-z_"#]++|"(?:[^"\\\n]++|\\.)*+"?|#[^\n]*+|(?:{known})(?![A-Za-z0-9_]))*+([A-Za-z_][A-Za-z0-9_]*)'
+    )
 
 
 def _glued_words(text: str, file: str) -> list[Diagnostic]:
     """Words the grammar accepted only because keywords ran together (`triggeraddedto`)."""
-    known = keywords()
     found: list[Diagnostic] = []
-    for match in _WORDS_OUTSIDE_STRINGS.finditer(text):
-        word = match.group(0)
-        if word[0] in '"#' or word in known:
-            continue
-        line, column = _line_col(text, match.start())
+    pos = 0
+    while (match := _next_unknown_word().match(text, pos)) is not None:
+        word, pos = match.group(1), match.end()
+        line, column = _line_col(text, match.start(1))
         found.append(
             Diagnostic(
                 "error",

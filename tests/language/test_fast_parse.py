@@ -219,3 +219,39 @@ def test_cache_and_helper_results_round_trip_every_field(tmp_path: Path) -> None
 
     result = parser._parse_text(EVERY_CONSTRUCT, "t.campaign")
     assert everything(pickle.loads(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))) == everything(result)
+
+
+# ------------------------------------------------------------------------------ words the language does not know
+
+WORD_OR_SKIPPED = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[A-Za-z_][A-Za-z0-9_]*')
+
+
+def unknown_words_one_by_one(text: str) -> list[tuple[int, str]]:
+    """The plain way: every string, comment and word in turn, keywords left out."""
+    known = parser.keywords()
+    found = []
+    for match in WORD_OR_SKIPPED.finditer(text):
+        word = match.group(0)
+        if word[0] not in '"#' and word not in known:
+            found.append((match.start(), word))
+    return found
+
+
+def unknown_words(text: str) -> list[tuple[int, str]]:
+    found, pos = [], 0
+    while (match := parser._next_unknown_word().match(text, pos)) is not None:
+        found.append((match.start(1), match.group(1)))
+        pos = match.end()
+    return found
+
+
+PIECES = [*MUTATIONS, "x", "_a", "a1", "2x", "dayz", "days2", "in_", '"', "\\", '\\"', "#", "campaignx", "inactive"]
+
+
+def test_unknown_words_are_found_as_one_by_one() -> None:
+    texts = [*seeds(), *mutated(300)]
+    rng = random.Random(11)
+    texts += ["".join(rng.choice(PIECES) for _ in range(rng.randint(0, 30))) for _ in range(2000)]
+    assert any(unknown_words_one_by_one(text) for text in texts)
+    for text in texts:
+        assert unknown_words(text) == unknown_words_one_by_one(text), text
