@@ -4,15 +4,27 @@ SQLAlchemy owns the schema, the connection and the transaction; the hot path (on
 point reads and writes) goes straight to the DBAPI cursor with statements written once, because a
 Core round trip costs several times more than SQLite itself. Activity rows are buffered and written
 in one `executemany` per commit.
+
+A store with `batch_writes` (the service's workers, on PostgreSQL) goes further, because there every
+statement is a network round trip: the rows of the persons a batch is about are read in one round trip
+when the batch is claimed (`load_people`); runs, qualifications, memberships, program statuses, new
+persons, processed event ids and activity are collected and written when the transaction commits, one
+statement per table (`unnest` arrays), all in one pipeline; ids for new persons and runs are drawn from
+their sequences in blocks. Any other statement on the store writes what is collected first, so a
+reader never misses a write. Rows of persons are trusted for one transaction only: a worker holds a
+person (advisory lock) for one transaction, and between two the person may be another worker's. The
+campaign catalog and program ids are shared: with `keep_catalog` they are kept across commits and
+dropped when the store's `generation` (in `meta`, bumped by every commit that wrote the catalog)
+moved.
 """
 
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Connection, Engine
@@ -22,6 +34,70 @@ from engine.store import schema
 
 DEFAULT_URL = "sqlite:///smartcampaign.db"
 MEMORY_URL = "sqlite://"
+
+GENERATION = "generation"  # meta key: bumped by every commit that wrote the campaign catalog (PostgreSQL)
+
+# batched writes (PostgreSQL): one statement per table and commit; arrays are sent in binary (`%b`), which
+# psycopg dumps several times faster than text arrays
+_PG_PERSONS = (
+    "INSERT INTO persons (id, email, display_email, sfdc_id, sfdc_type, first_name, last_name, company) "
+    "SELECT * FROM unnest(%b::int[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+    "%b::text[])"
+)
+_PG_PERSON_SFDC = (
+    "UPDATE persons SET sfdc_id = %s, sfdc_type = %s, last_name = COALESCE(last_name, %s), "
+    "company = COALESCE(company, %s) WHERE id = %s"
+)
+_PG_RUNS = (
+    "INSERT INTO runs (id, campaign, person_id, started_at, trigger) "
+    "SELECT * FROM unnest(%b::int[], %b::text[], %b::int[], %b::float8[], %b::text[])"
+)
+_PG_QUALIFICATIONS = (
+    "INSERT INTO qualifications (campaign, person_id, last_started_at, runs) "
+    "SELECT * FROM unnest(%b::text[], %b::int[], %b::float8[], %b::int[]) "
+    "ON CONFLICT (campaign, person_id) DO UPDATE SET last_started_at = excluded.last_started_at, "
+    "runs = qualifications.runs + excluded.runs"
+)
+_PG_MEMBERSHIPS_UPDATE = (
+    "UPDATE memberships m SET status = u.status, changed_at = u.changed_at "
+    "FROM unnest(%b::int[], %b::int[], %b::text[], %b::float8[]) AS u(person_id, campaign_id, status, changed_at) "
+    "WHERE m.person_id = u.person_id AND m.campaign_id = u.campaign_id"
+)
+_PG_MEMBERSHIPS_UPSERT = (
+    "INSERT INTO memberships (person_id, campaign_id, status, added_at, changed_at) "
+    "SELECT * FROM unnest(%b::int[], %b::int[], %b::text[], %b::float8[], %b::float8[]) "
+    "ON CONFLICT (person_id, campaign_id) DO UPDATE SET status = excluded.status, added_at = excluded.added_at, "
+    "changed_at = excluded.changed_at"
+)
+_PG_MEMBERSHIPS_DELETE = (
+    "DELETE FROM memberships m USING unnest(%b::int[], %b::int[]) AS d(person_id, campaign_id) "
+    "WHERE m.person_id = d.person_id AND m.campaign_id = d.campaign_id"
+)
+_PG_PROGRAMS_UPSERT = (
+    "INSERT INTO program_memberships (person_id, program_id, status, changed_at) "
+    "SELECT * FROM unnest(%b::int[], %b::int[], %b::text[], %b::float8[]) "
+    "ON CONFLICT (person_id, program_id) DO UPDATE SET status = excluded.status, changed_at = excluded.changed_at"
+)
+_PG_PROGRAMS_DELETE = (
+    "DELETE FROM program_memberships t USING unnest(%b::int[], %b::int[]) AS d(person_id, program_id) "
+    "WHERE t.person_id = d.person_id AND t.program_id = d.program_id"
+)
+_PG_EVENTS = "INSERT INTO processed_events (event_id) SELECT unnest(%b::text[])"
+_PG_ACTIVITY = (
+    "INSERT INTO activity (person_id, at, kind, smart_campaign, target, status, origin, outcome, reason) "
+    "SELECT * FROM unnest(%b::int[], %b::float8[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+    "%b::text[], %b::text[])"
+)
+_PG_PEOPLE = (
+    "SELECT p.id, p.email, p.display_email, p.sfdc_id, p.sfdc_type, m.campaign_id, m.status FROM persons p "
+    "LEFT JOIN memberships m ON m.person_id = p.id WHERE p.email = ANY(%b::text[])"
+)
+_BUMP_GENERATION = (
+    "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT (key) DO UPDATE "
+    "SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)"
+)
+
+_UNKNOWN: Any = object()  # a qualification not read in this transaction
 
 
 class StoreError(Exception):
@@ -90,14 +166,24 @@ class Store:
 
     PERSON_CACHE = 50_000
     MEMBERSHIP_CACHE = 20_000
+    ID_BLOCK = 512  # most ids drawn from a sequence at once (persons, Salesforce-shaped ids)
+
+    batch_writes = False  # collect the hot writes, write them per commit (PostgreSQL only; see the module doc)
+    keep_catalog = False  # campaign catalog and program ids kept across commits, checked against `generation`
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.conn: Connection = engine.connect()
         self._tx = self.conn.begin()
+        self._driver: Any = cast(Any, self.conn.connection.driver_connection)
         self._cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        self._persons: OrderedDict[str, Person] = OrderedDict()
+        self.batch_writes = self.batch_writes and self.dialect == "postgresql"
+        self.keep_catalog = self.keep_catalog and self.dialect == "postgresql"
+        # persons by lower-cased email; None: known not to be there
+        self._persons: OrderedDict[str, Person | None] = OrderedDict()
+        self._person_ids: dict[int, str] = {}  # person id -> key in _persons
+        self._person_sfdc: dict[str, str] = {}  # Salesforce id -> key in _persons
         self._campaigns_by_id: dict[int, CampaignInfo] = {}
         self._campaigns_by_name: dict[str, CampaignInfo] = {}
         self._campaigns_by_sfdc: dict[str, CampaignInfo] = {}
@@ -109,6 +195,32 @@ class Store:
         self.catalog_version = 0  # bumped whenever campaigns or their statuses may have changed
         self._earliest_due: float | None = None
         self._earliest_due_known = False
+        self._catalog_written = False  # this transaction wrote campaigns or statuses: bump the generation
+        self._generation: str | None = None  # the generation the kept catalog was checked against
+        # batch_writes: what this transaction read (trusted until it ends) and what it will write
+        self._seen: dict[str, bool] = {}
+        self._qualifications: dict[tuple[str, int], tuple[float, int] | None] = {}
+        self._programs: dict[int, dict[int, str]] = {}
+        self._pending = False  # something below waits to be written
+        self._new_persons: dict[int, list[Any]] = {}
+        self._person_updates: list[tuple[Any, ...]] = []
+        self._new_runs: list[tuple[Any, ...]] = []
+        self._qualification_writes: dict[tuple[str, int], list[Any]] = {}  # key -> [last start, runs added]
+        self._membership_writes: dict[tuple[int, int], tuple[Any, ...]] = {}
+        self._program_writes: dict[tuple[int, int], tuple[str | None, float]] = {}
+        self._event_marks: list[str] = []
+        self._deferred: list[tuple[str, tuple[Any, ...]]] = []
+        self._sequences: dict[str, str] = {}
+        self._id_blocks: dict[str, deque[int]] = {}
+        self._block_sizes: dict[str, int] = {}
+        self._sfdc_blocks: dict[str, deque[str]] = {}
+        self._expected = 0  # events in the batch being worked (sizes the block of run ids)
+        if self.batch_writes:
+            # a statement through SQLAlchemy on this connection sees the collected writes too
+            event.listen(self.conn, "before_cursor_execute", self._before_sqlalchemy)
+            # statements here take arrays of a batch's size: a plan made for the values beats a generic one (a
+            # prepared `event_id = ANY($1)` was planned as a scan on a young table: 20 ms instead of 0.5 ms)
+            self._driver.prepare_threshold = None
 
     # ------------------------------------------------------------------------------ lifecycle
     @classmethod
@@ -137,18 +249,36 @@ class Store:
         return cls(engine)
 
     def commit(self) -> None:
+        if self._catalog_written:
+            self._catalog_written = False
+            if self.dialect == "postgresql":
+                self.defer(_BUMP_GENERATION)
         self._flush()
         self._tx.commit()
         self._tx = self.conn.begin()
         if self.dialect != "sqlite":
-            # other workers may have written: cached rows are only good within one transaction
-            self.clear_caches()
+            # other workers may have written: rows of persons are only good within one transaction
+            self._end_transaction()
 
     def rollback(self) -> None:
         self._activity.clear()
+        self._discard_writes()
+        self._catalog_written = False
         self._tx.rollback()
         self._tx = self.conn.begin()
         self.clear_caches()
+        self._id_blocks.pop("runs", None)
+        self._expected = 0
+
+    def _end_transaction(self) -> None:
+        """After a commit on PostgreSQL: what only this transaction could trust is dropped."""
+        self._earliest_due_known = False
+        self._forget_persons()
+        self._id_blocks.pop("runs", None)  # run ids stay in each person's order across workers (`_take_id`)
+        self._expected = 0
+        if not self.keep_catalog:
+            self._forget_catalog()
+            self._program_ids.clear()
 
     def close(self) -> None:
         try:
@@ -159,13 +289,91 @@ class Store:
 
     def clear_caches(self) -> None:
         self._earliest_due_known = False
+        self._forget_persons()
+        self._forget_catalog()
+        self._program_ids.clear()
+        self._generation = None
+
+    def _forget_persons(self) -> None:
         self._persons.clear()
+        self._person_ids.clear()
+        self._person_sfdc.clear()
         self._memberships.clear()
+        self._seen.clear()
+        self._qualifications.clear()
+        self._programs.clear()
+
+    def _forget_catalog(self) -> None:
         self._campaigns_loaded = False
         self._campaigns_by_id.clear()
         self._campaigns_by_name.clear()
         self._campaigns_by_sfdc.clear()
-        self._program_ids.clear()
+
+    def _catalog_changed(self) -> None:
+        self._forget_catalog()
+        self._catalog_written = True
+
+    def load_people(
+        self,
+        emails: Iterable[str],
+        event_ids: Iterable[str] = (),
+        expected: int = 0,
+        also: tuple[str, Sequence[Any]] | None = None,
+    ) -> list[Any]:
+        """With `batch_writes`: the rows of the persons a batch is about, which this transaction holds, in one round
+        trip: each person (or that there is none), their memberships, which of the events were processed already
+        and, with `keep_catalog`, whether the catalog moved. `also` is one more query for that round trip (PostgreSQL
+        syntax); its rows are returned. Without batch_writes only `also` runs: rows are read when used."""
+        if not self.batch_writes:
+            return self.fetchall(also[0], also[1]) if also is not None else []
+        self._expected = max(expected, self._expected)
+        keys = list(dict.fromkeys(key for key in (email.lower() for email in emails) if key not in self._persons))
+        ids = list(dict.fromkeys(i for i in event_ids if i not in self._seen))
+        if not keys and not ids and not self.keep_catalog and also is None:
+            return []
+        self._write_pending()
+        cursors = [self._driver.cursor() for _ in range(4)]
+        people, seen, generation, extra = cursors
+        with self._driver.pipeline():
+            if also is not None:
+                extra.execute(also[0], tuple(also[1]))
+            if keys:
+                people.execute(_PG_PEOPLE, (keys,))
+            if ids:
+                seen.execute("SELECT event_id FROM processed_events WHERE event_id = ANY(%b::text[])", (ids,))
+            if self.keep_catalog:
+                generation.execute("SELECT value FROM meta WHERE key = %s", (GENERATION,))
+            answer = list(extra.fetchall()) if also is not None else []
+            found: dict[str, Person] = {}
+            memberships: dict[int, dict[int, str]] = {}
+            for pid, key, display, sfdc_id, sfdc_type, campaign_id, status in people.fetchall() if keys else ():
+                if key not in found:
+                    found[key] = Person(pid, display, sfdc_id, sfdc_type)
+                    memberships[pid] = {}
+                if campaign_id is not None:
+                    memberships[pid][campaign_id] = status
+            processed = {str(row[0]) for row in seen.fetchall()} if ids else set()
+            row = generation.fetchone() if self.keep_catalog else None
+        for cursor in cursors:
+            cursor.close()
+        for key in keys:
+            person = found.get(key)
+            self._remember_person(key, person)
+            if person is not None and person.id not in self._memberships:
+                self._remember_memberships(person.id, memberships[person.id])
+        for event_id in ids:
+            self._seen[event_id] = event_id in processed
+        if self.keep_catalog:
+            value = None if row is None else str(row[0])
+            if value != self._generation:
+                self._forget_catalog()  # another process changed the catalog
+                self._generation = value
+        return answer
+
+    def remember_seen(self, event_id: str, seen: bool) -> None:
+        """Whether an event was processed already, as the caller read it in this transaction (batch_writes)."""
+        if self.batch_writes:
+            self._seen[event_id] = seen
 
     # ------------------------------------------------------------------------------ raw SQL
     def _q(self, sql: str) -> str:
@@ -175,27 +383,174 @@ class Store:
             self._sql[sql] = cached
         return cached
 
+    # Every statement first writes what batch_writes collected: no reader ever misses a write.
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if self._pending:
+            self._write_pending()
         self._cursor.execute(self._q(sql), tuple(params))
         return self._cursor
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if self._pending:
+            self._write_pending()
         self._cursor.executemany(self._q(sql), rows)
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if self._pending:
+            self._write_pending()
         self._cursor.execute(self._q(sql), tuple(params))
         return self._cursor.fetchone()
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self._pending:
+            self._write_pending()
         self._cursor.execute(self._q(sql), tuple(params))
         return list(self._cursor.fetchall())
 
     def insert_id(self, sql: str, params: Sequence[Any]) -> int:
+        if self._pending:
+            self._write_pending()
         if self.dialect == "sqlite":
             self._cursor.execute(sql, tuple(params))
             return int(self._cursor.lastrowid)
         self._cursor.execute(self._q(sql) + " RETURNING id", tuple(params))
         return int(self._cursor.fetchone()[0])
+
+    def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """A write that can wait for the commit (with batch_writes: it goes with the others, in order); else now."""
+        if not self.batch_writes:
+            self.execute(sql, params)
+            return
+        self._deferred.append((self._q(sql), tuple(params)))
+        self._pending = True
+
+    def _before_sqlalchemy(self, *_: Any) -> None:
+        if self._pending:
+            self._write_pending()
+
+    # ------------------------------------------------------------------------------ batched writes
+    def _write_pending(self) -> None:
+        """Everything batch_writes collected, one statement per table, in one pipeline (one round trip)."""
+        self._pending = False
+        statements = self._pending_statements()
+        self._discard_writes()
+        if not statements:
+            return
+        cursor = self._cursor
+        if len(statements) == 1:
+            sql, params, many = statements[0]
+            (cursor.executemany if many else cursor.execute)(sql, params)
+            return
+        with self._driver.pipeline():
+            for sql, params, many in statements:
+                (cursor.executemany if many else cursor.execute)(sql, params)
+
+    def _pending_statements(self) -> list[tuple[str, Any, bool]]:
+        out: list[tuple[str, Any, bool]] = []
+        if self._new_persons:
+            out.append((_PG_PERSONS, _columns(list(self._new_persons.values()), 8), False))
+        if self._person_updates:
+            out.append((_PG_PERSON_SFDC, self._person_updates, True))
+        if self._new_runs:
+            out.append((_PG_RUNS, _columns(self._new_runs, 5), False))
+        if self._qualification_writes:
+            rows = [(c, pid, at, n) for (c, pid), (at, n) in self._qualification_writes.items()]
+            out.append((_PG_QUALIFICATIONS, _columns(rows, 4), False))
+        if self._membership_writes:
+            updates, upserts, deletes = [], [], []
+            for (pid, cid), write in self._membership_writes.items():
+                if write[0] == "update":
+                    updates.append((pid, cid, write[1], write[3]))
+                elif write[0] == "upsert":
+                    upserts.append((pid, cid, write[1], write[2], write[3]))
+                else:
+                    deletes.append((pid, cid))
+            if deletes:
+                out.append((_PG_MEMBERSHIPS_DELETE, _columns(deletes, 2), False))
+            if updates:
+                out.append((_PG_MEMBERSHIPS_UPDATE, _columns(updates, 4), False))
+            if upserts:
+                out.append((_PG_MEMBERSHIPS_UPSERT, _columns(upserts, 5), False))
+        if self._program_writes:
+            gone = [(pid, prog) for (pid, prog), (status, _) in self._program_writes.items() if status is None]
+            kept = [(pid, prog, st, at) for (pid, prog), (st, at) in self._program_writes.items() if st is not None]
+            if gone:
+                out.append((_PG_PROGRAMS_DELETE, _columns(gone, 2), False))
+            if kept:
+                out.append((_PG_PROGRAMS_UPSERT, _columns(kept, 4), False))
+        if self._event_marks:
+            out.append((_PG_EVENTS, (self._event_marks,), False))
+        if self._activity:
+            out.append((_PG_ACTIVITY, _columns(self._activity, 9), False))
+        out.extend((sql, params, False) for sql, params in self._deferred)
+        return out
+
+    def _discard_writes(self) -> None:
+        self._pending = False
+        self._new_persons = {}
+        self._person_updates = []
+        self._new_runs = []
+        self._qualification_writes = {}
+        self._membership_writes = {}
+        self._program_writes = {}
+        self._event_marks = []
+        self._deferred = []
+        if self.batch_writes:
+            self._activity = []
+
+    def _take_id(self, table: str) -> int:
+        """The next id for `table` from its sequence, drawn in blocks. Run ids: the block is dropped when the
+        transaction ends and drawn after the transaction holds its persons, so a person's runs are numbered in
+        their order even when workers take turns with the person."""
+        block = self._id_blocks.get(table)
+        if not block:
+            sequence = self._sequences.get(table)
+            if sequence is None:
+                self._cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
+                sequence = self._sequences[table] = str(self._cursor.fetchone()[0])
+            size = self._next_block_size(table)
+            self._cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (sequence, size))
+            block = self._id_blocks[table] = deque(sorted(int(row[0]) for row in self._cursor.fetchall()))
+        return block.popleft()
+
+    def _next_block_size(self, table: str) -> int:
+        if table == "runs":  # the batch's events first, then doubling within the transaction
+            size = self._block_sizes.get(table, 0) * 2 if table in self._id_blocks else 0
+            size = max(size, self._expected, 8)
+        else:
+            size = min(self._block_sizes.get(table, 8) * 2, self.ID_BLOCK)
+        size = min(size, 4096)
+        self._block_sizes[table] = size
+        return size
+
+    def sfdc_id_from_sequence(self, sequence: str, prefix: str, taken: Any = None) -> str:
+        """A Salesforce-shaped id from a PostgreSQL sequence, drawn in blocks: side by side, stores never hand out
+        the same id and never wait. With this store's own `sfdc_id_taken` as `taken`, a block's ids are checked in
+        one query; any other `taken` is asked for each id."""
+        standard = (
+            taken is not None
+            and getattr(taken, "__self__", None) is self
+            and (getattr(taken, "__func__", None) is Store.sfdc_id_taken)
+        )
+        block = self._sfdc_blocks.setdefault(prefix, deque())
+        while True:
+            if not block:
+                size = self._next_block_size(f"sfdc:{prefix}")
+                self._cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (sequence, size))
+                candidates = [f"{prefix}{int(row[0]):012d}AAA" for row in sorted(self._cursor.fetchall())]
+                if standard:
+                    found = self.fetchall(
+                        "SELECT sfdc_id FROM persons WHERE sfdc_id = ANY(%b::text[]) "
+                        "UNION ALL SELECT sfdc_id FROM campaigns WHERE sfdc_id = ANY(%b::text[])",
+                        (candidates, candidates),
+                    )
+                    used = {str(row[0]) for row in found}
+                    candidates = [c for c in candidates if c not in used]
+                block.extend(candidates)
+                continue
+            candidate = block.popleft()
+            if standard or taken is None or not taken(candidate):
+                return candidate
 
     # ------------------------------------------------------------------------------ ids
     def next_sfdc_id(self, prefix: str, taken: Any = None) -> str:
@@ -215,29 +570,63 @@ class Store:
 
     # ------------------------------------------------------------------------------ persons
     def person(self, email: str) -> Person | None:
+        """The person with this email (compared case-insensitively), or None; both answers are cached."""
         key = email.lower()
-        cached = self._persons.get(key)
-        if cached is not None:
-            return cached
+        persons = self._persons
+        if key in persons:
+            return persons[key]
         row = self.fetchone("SELECT id, display_email, sfdc_id, sfdc_type FROM persons WHERE email = ?", (key,))
-        if row is None:
-            return None
-        person = Person(row[0], row[1], row[2], row[3])
+        person = Person(row[0], row[1], row[2], row[3]) if row is not None else None
         self._remember_person(key, person)
         return person
 
     def person_by_id(self, person_id: int) -> Person:
-        row = self.fetchone("SELECT id, display_email, sfdc_id, sfdc_type FROM persons WHERE id = ?", (person_id,))
-        return Person(row[0], row[1], row[2], row[3])
+        key = self._person_ids.get(person_id)
+        cached = self._persons.get(key) if key is not None else None
+        if cached is not None and cached.id == person_id:
+            return cached
+        person = self._person_where("id", person_id)
+        if person is None:
+            raise KeyError(f"no person with id {person_id}")
+        return person
 
     def person_by_sfdc_id(self, sfdc_id: str) -> Person | None:
-        row = self.fetchone("SELECT id, display_email, sfdc_id, sfdc_type FROM persons WHERE sfdc_id = ?", (sfdc_id,))
-        return Person(row[0], row[1], row[2], row[3]) if row else None
+        key = self._person_sfdc.get(sfdc_id)
+        cached = self._persons.get(key) if key is not None else None
+        if cached is not None and cached.sfdc_id == sfdc_id:
+            return cached
+        return self._person_where("sfdc_id", sfdc_id)
 
-    def _remember_person(self, key: str, person: Person) -> None:
-        self._persons[key] = person
-        if len(self._persons) > self.PERSON_CACHE:
-            self._persons.popitem(last=False)
+    def _person_where(self, column: str, value: Any) -> Person | None:
+        row = self.fetchone(
+            f"SELECT id, display_email, sfdc_id, sfdc_type, email FROM persons WHERE {column} = ?", (value,)
+        )
+        if row is None:
+            return None
+        person = Person(row[0], row[1], row[2], row[3])
+        self._remember_person(str(row[4]), person)
+        return person
+
+    def _remember_person(self, key: str, person: Person | None) -> None:
+        persons = self._persons
+        old = persons.get(key)
+        if old is not None:
+            self._unindex(key, old)
+        persons[key] = person
+        if person is not None:
+            self._person_ids[person.id] = key
+            if person.sfdc_id:
+                self._person_sfdc[person.sfdc_id] = key
+        if len(persons) > self.PERSON_CACHE:
+            evicted_key, evicted = persons.popitem(last=False)
+            if evicted is not None:
+                self._unindex(evicted_key, evicted)
+
+    def _unindex(self, key: str, person: Person) -> None:
+        if self._person_ids.get(person.id) == key:
+            del self._person_ids[person.id]
+        if person.sfdc_id and self._person_sfdc.get(person.sfdc_id) == key:
+            del self._person_sfdc[person.sfdc_id]
 
     def add_person(
         self,
@@ -248,27 +637,46 @@ class Store:
         last_name: str | None = None,
         company: str | None = None,
     ) -> Person:
-        person_id = self.insert_id(
-            "INSERT INTO persons (email, display_email, sfdc_id, sfdc_type, first_name, last_name, company) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (email.lower(), email, sfdc_id, sfdc_type, first_name, last_name, company),
-        )
+        row = [email.lower(), email, sfdc_id, sfdc_type, first_name, last_name, company]
+        if self.batch_writes:
+            person_id = self._take_id("persons")
+            self._new_persons[person_id] = [person_id, *row]
+            self._pending = True
+        else:
+            person_id = self.insert_id(
+                "INSERT INTO persons (email, display_email, sfdc_id, sfdc_type, first_name, last_name, company) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
         person = Person(person_id, email, sfdc_id, sfdc_type)
         self._remember_person(email.lower(), person)
+        self._remember_memberships(person_id, {})  # a new person is in no campaign
         return person
 
     def set_person_sfdc(self, person: Person, sfdc_id: str, sfdc_type: str, last_name: str, company: str) -> Person:
-        self.execute(
-            "UPDATE persons SET sfdc_id = ?, sfdc_type = ?, last_name = COALESCE(last_name, ?), "
-            "company = COALESCE(company, ?) WHERE id = ?",
-            (sfdc_id, sfdc_type, last_name, company, person.id),
-        )
+        new = self._new_persons.get(person.id)
+        if new is not None:  # not written yet: the row to be inserted says it
+            new[3], new[4] = sfdc_id, sfdc_type
+            new[6] = new[6] if new[6] is not None else last_name
+            new[7] = new[7] if new[7] is not None else company
+        elif self.batch_writes:
+            self._person_updates.append((sfdc_id, sfdc_type, last_name, company, person.id))
+            self._pending = True
+        else:
+            self.execute(
+                "UPDATE persons SET sfdc_id = ?, sfdc_type = ?, last_name = COALESCE(last_name, ?), "
+                "company = COALESCE(company, ?) WHERE id = ?",
+                (sfdc_id, sfdc_type, last_name, company, person.id),
+            )
         updated = Person(person.id, person.email, sfdc_id, sfdc_type)
         self._remember_person(person.email.lower(), updated)
         return updated
 
     def person_names(self, person_id: int) -> tuple[str | None, str | None, str | None]:
         """(first name, last name, company) as known, for creating a Lead."""
+        new = self._new_persons.get(person_id)
+        if new is not None:
+            return new[5], new[6], new[7]
         row = self.fetchone("SELECT first_name, last_name, company FROM persons WHERE id = ?", (person_id,))
         return (row[0], row[1], row[2]) if row else (None, None, None)
 
@@ -334,6 +742,7 @@ class Store:
 
     def add_campaign(self, name: str, sfdc_id: str, statuses: Sequence[str], default: str | None = None) -> int:
         cid = self.insert_id("INSERT INTO campaigns (sfdc_id, name) VALUES (?, ?)", (sfdc_id, name))
+        self._catalog_changed()
         self.set_campaign_statuses(cid, statuses, default or statuses[0], ())
         return cid
 
@@ -347,22 +756,16 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?)",
                 (campaign_id, label, position, label == default, label in responded),
             )
-        self._campaigns_loaded = False
-        self._campaigns_by_id.clear()
-        self._campaigns_by_name.clear()
-        self._campaigns_by_sfdc.clear()
+        self._catalog_changed()
 
     def rename_campaign(self, campaign_id: int, name: str) -> None:
         """A campaign renamed in Salesforce: the mirror follows (names are how rules refer to campaigns)."""
         self.execute("UPDATE campaigns SET name = ? WHERE id = ?", (name, campaign_id))
-        self._campaigns_loaded = False
-        self._campaigns_by_id.clear()
-        self._campaigns_by_name.clear()
-        self._campaigns_by_sfdc.clear()
+        self._catalog_changed()
 
     def set_campaign_fields(self, campaign_id: int, ctype: str | None, actual_cost: float | None) -> None:
         self.execute("UPDATE campaigns SET type = ?, actual_cost = ? WHERE id = ?", (ctype, actual_cost, campaign_id))
-        self._campaigns_loaded = False
+        self._catalog_changed()
 
     def member_count(self, campaign_id: int) -> int:
         row = self.fetchone("SELECT COUNT(*) FROM memberships WHERE campaign_id = ?", (campaign_id,))
@@ -377,14 +780,29 @@ class Store:
             return cached
         rows = self.fetchall("SELECT campaign_id, status FROM memberships WHERE person_id = ?", (person_id,))
         found = {campaign_id: status for campaign_id, status in rows}
+        self._remember_memberships(person_id, found)
+        return found
+
+    def _remember_memberships(self, person_id: int, found: dict[int, str]) -> None:
         self._memberships[person_id] = found
         if len(self._memberships) > self.MEMBERSHIP_CACHE:
             self._memberships.popitem(last=False)
-        return found
 
     def set_membership(self, person_id: int, campaign_id: int, status: str, at: float) -> None:
         current = self.memberships(person_id)
-        if campaign_id in current:
+        if self.batch_writes:
+            # one write per (person, campaign) and commit: what the statements in order would have left
+            key = (person_id, campaign_id)
+            before = self._membership_writes.get(key)
+            at = float(at)
+            if campaign_id not in current:
+                self._membership_writes[key] = ("upsert", status, at, at)
+            elif before is not None and before[0] == "upsert":
+                self._membership_writes[key] = ("upsert", status, before[2], at)
+            else:
+                self._membership_writes[key] = ("update", status, None, at)
+            self._pending = True
+        elif campaign_id in current:
             self.execute(
                 "UPDATE memberships SET status = ?, changed_at = ? WHERE person_id = ? AND campaign_id = ?",
                 (status, at, person_id, campaign_id),
@@ -398,7 +816,11 @@ class Store:
 
     def remove_membership(self, person_id: int, campaign_id: int) -> None:
         current = self.memberships(person_id)
-        self.execute("DELETE FROM memberships WHERE person_id = ? AND campaign_id = ?", (person_id, campaign_id))
+        if self.batch_writes:
+            self._membership_writes[(person_id, campaign_id)] = ("delete",)
+            self._pending = True
+        else:
+            self.execute("DELETE FROM memberships WHERE person_id = ? AND campaign_id = ?", (person_id, campaign_id))
         current.pop(campaign_id, None)
 
     def campaign_members(self, campaign_id: int) -> list[tuple[int, str]]:
@@ -420,17 +842,38 @@ class Store:
         return pid
 
     def program_status(self, person_id: int, program_id: int) -> str | None:
+        if self.batch_writes:
+            return self._program_map(person_id).get(program_id)
         row = self.fetchone(
             "SELECT status FROM program_memberships WHERE person_id = ? AND program_id = ?", (person_id, program_id)
         )
         return row[0] if row else None
 
     def program_statuses(self, person_id: int) -> dict[int, str]:
+        if self.batch_writes:
+            return dict(self._program_map(person_id))
         return dict(
             self.fetchall("SELECT program_id, status FROM program_memberships WHERE person_id = ?", (person_id,))
         )
 
+    def _program_map(self, person_id: int) -> dict[int, str]:
+        found = self._programs.get(person_id)
+        if found is None:
+            found = self._programs[person_id] = dict(
+                self.fetchall("SELECT program_id, status FROM program_memberships WHERE person_id = ?", (person_id,))
+            )
+        return found
+
     def set_program_status(self, person_id: int, program_id: int, status: str | None, at: float) -> None:
+        if self.batch_writes:
+            current = self._program_map(person_id)
+            if status is None:
+                current.pop(program_id, None)
+            else:
+                current[program_id] = status
+            self._program_writes[(person_id, program_id)] = (status, float(at))
+            self._pending = True
+            return
         self.execute("DELETE FROM program_memberships WHERE person_id = ? AND program_id = ?", (person_id, program_id))
         if status is not None:
             self.execute(
@@ -452,13 +895,34 @@ class Store:
 
     # ------------------------------------------------------------------------------ runs
     def qualification(self, campaign: str, person_id: int) -> tuple[float, int] | None:
+        key = (campaign, person_id)
+        cached = self._qualifications.get(key, _UNKNOWN)
+        if cached is not _UNKNOWN:
+            return cached  # type: ignore[no-any-return]
         row = self.fetchone(
             "SELECT last_started_at, runs FROM qualifications WHERE campaign = ? AND person_id = ?",
             (campaign, person_id),
         )
-        return (float(row[0]), int(row[1])) if row else None
+        found = (float(row[0]), int(row[1])) if row else None
+        if self.batch_writes:
+            self._qualifications[key] = found
+        return found
 
     def start_run(self, campaign: str, person_id: int, at: float, trigger: dict[str, Any]) -> int:
+        if self.batch_writes:
+            run_id = self._take_id("runs")
+            self._new_runs.append((run_id, campaign, person_id, float(at), json.dumps(trigger)))
+            key = (campaign, person_id)
+            write = self._qualification_writes.get(key)
+            if write is None:
+                self._qualification_writes[key] = [float(at), 1]
+            else:
+                write[0], write[1] = float(at), write[1] + 1
+            known = self._qualifications.get(key, _UNKNOWN)
+            if known is not _UNKNOWN:
+                self._qualifications[key] = (float(at), (known[1] if known else 0) + 1)
+            self._pending = True
+            return run_id
         run_id = self.insert_id(
             "INSERT INTO runs (campaign, person_id, started_at, trigger) VALUES (?, ?, ?, ?)",
             (campaign, person_id, at, json.dumps(trigger)),
@@ -533,9 +997,20 @@ class Store:
 
     # ------------------------------------------------------------------------------ events
     def seen_event(self, event_id: str) -> bool:
-        return self.fetchone("SELECT 1 FROM processed_events WHERE event_id = ?", (event_id,)) is not None
+        known = self._seen.get(event_id)
+        if known is not None:
+            return known
+        seen = self.fetchone("SELECT 1 FROM processed_events WHERE event_id = ?", (event_id,)) is not None
+        if self.batch_writes:
+            self._seen[event_id] = seen
+        return seen
 
     def mark_event(self, event_id: str) -> None:
+        if self.batch_writes:
+            self._event_marks.append(event_id)
+            self._seen[event_id] = True
+            self._pending = True
+            return
         self.execute("INSERT INTO processed_events (event_id) VALUES (?)", (event_id,))
 
     # ------------------------------------------------------------------------------ activity
@@ -551,12 +1026,17 @@ class Store:
         outcome: str,
         reason: str | None,
     ) -> None:
-        self._activity.append((person_id, at, kind, smart_campaign, target, status, origin, outcome, reason))
+        self._activity.append((person_id, float(at), kind, smart_campaign, target, status, origin, outcome, reason))
+        if self.batch_writes:
+            self._pending = True
         if len(self._activity) >= 5000:
             self._flush()
 
     def _flush(self) -> None:
-        if self._activity:
+        """Writes what waits for the commit (subclasses add theirs)."""
+        if self.batch_writes:
+            self._write_pending()
+        elif self._activity:
             self._cursor.executemany(
                 self._q(
                     "INSERT INTO activity (person_id, at, kind, smart_campaign, target, status, origin, outcome, "
@@ -578,3 +1058,12 @@ class Store:
 
     def log_error(self, at: float, message: str) -> None:
         self.execute("INSERT INTO errors (at, message) VALUES (?, ?)", (at, message))
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> tuple[list[Any], ...]:
+    """Rows as columns, for `unnest` (one array per column)."""
+    columns: tuple[list[Any], ...] = tuple([] for _ in range(width))
+    for row in rows:
+        for number in range(width):
+            columns[number].append(row[number])
+    return columns

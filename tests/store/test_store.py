@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
@@ -16,8 +15,6 @@ from engine.runtime.interpreter import Interpreter
 from engine.runtime.replay import ReplayInputEvent, ReplayOptions, replay, seed_world
 from engine.store import schema
 from engine.store.store import Store, StoreError
-
-POSTGRES_URL = os.environ.get("SMARTCAMPAIGN_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 WORLD = {
     "now": "2026-11-01T00:00:00Z",
@@ -396,30 +393,6 @@ campaign "Pong" {
 
 
 # ------------------------------------------------------------------------------ PostgreSQL
-
-
-@pytest.fixture
-def postgres_url():
-    """A private schema in the test database, dropped afterwards; skipped without psycopg or a server."""
-    pytest.importorskip("psycopg", reason="psycopg is not installed: the PostgreSQL store is not tested")
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
-    name = f"sc_test_{uuid.uuid4().hex[:12]}"
-    try:
-        engine = create_engine(POSTGRES_URL)
-        with engine.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {name}"))
-    except Exception as error:
-        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}: {type(error).__name__}")
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{name}"
-    finally:
-        with engine.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
-        engine.dispose()
 
 
 def test_postgresql_store_round_trip(postgres_url: str):
