@@ -167,58 +167,76 @@ class InboxRow:
 
 
 def _lock_partitions(store: Store, partitions: Sequence[str], want: int) -> list[str]:
-    """Advisory transaction locks on as many partitions as are free (PostgreSQL), in chunks, up to about `want`."""
+    """Advisory transaction locks on the first `want` of `partitions` that are free (PostgreSQL), in one statement:
+    the locks are tried in order and no more are taken once `want` are held."""
     if store.dialect != "postgresql":
         return list(partitions)
-    owned: list[str] = []
-    chunk = max(8, min(want, 64))
-    for start in range(0, len(partitions), chunk):
-        part = list(partitions[start : start + chunk])
-        rows = store.fetchall(
-            "SELECT k FROM unnest(?::text[]) AS k WHERE pg_try_advisory_xact_lock(hashtext(k))",
-            (part,),
-        )
-        owned.extend(str(row[0]) for row in rows)
-        if len(owned) >= want:
-            break
-    return owned
+    rows = store.fetchall(
+        "SELECT k FROM unnest(%b::text[]) AS k WHERE pg_try_advisory_xact_lock(hashtext(k)) LIMIT ?",
+        (list(partitions), want),
+    )
+    return [str(row[0]) for row in rows]
 
 
 def lock_partitions(store: Store, partitions: Iterable[str]) -> set[str]:
-    """Those of `partitions` this transaction now owns (all of them on SQLite)."""
+    """Those of `partitions` this transaction now owns (all of them on SQLite); their persons' rows are read at once
+    (`Store.load_people`, with batch_writes)."""
     wanted = list(dict.fromkeys(partitions))
-    return set(_lock_partitions(store, wanted, len(wanted)))
+    owned = _lock_partitions(store, wanted, len(wanted))
+    if owned:
+        store.load_people(owned)
+    return set(owned)
+
+
+_CANDIDATES_LOCKED = (
+    # the partitions of the oldest unprocessed rows, oldest first, each locked if free until `max_partitions` are
+    # held: the lock is a volatile condition, so it is not pushed into the sorted subquery and runs in its order
+    "SELECT partition FROM (SELECT partition, min(id) AS first FROM (SELECT id, partition FROM service_inbox "
+    "WHERE processed_at IS NULL ORDER BY id LIMIT ?) c GROUP BY partition ORDER BY first) o "
+    "WHERE pg_try_advisory_xact_lock(hashtext(partition)) LIMIT ?"
+)
+_CLAIM = (
+    "SELECT id, partition, event, received_at, person_sfdc_id, attempts, event_id IS NOT NULL AND EXISTS "
+    "(SELECT 1 FROM processed_events pe WHERE pe.event_id = service_inbox.event_id) FROM service_inbox "
+    "WHERE processed_at IS NULL AND partition = ANY(%b::text[]) ORDER BY id LIMIT %s"
+)
 
 
 def claim_inbox(store: Store, limit: int, *, scan: int = 2000, max_partitions: int = 64) -> list[InboxRow]:
-    """The oldest unprocessed rows of partitions this transaction owns, in id order (at most `limit`)."""
+    """The oldest unprocessed rows of partitions this transaction owns, in id order (at most `limit`).
+
+    On PostgreSQL two round trips: the partitions locked (one statement), then the rows, whether their events were
+    processed already and the rows of their persons (`Store.load_people`). The rows are read by a statement that
+    starts after the locks are held, so it sees everything the previous holder committed."""
     if store.dialect == "postgresql":
-        candidates = store.fetchall(
-            "SELECT partition FROM (SELECT id, partition FROM service_inbox WHERE processed_at IS NULL "
-            "ORDER BY id LIMIT ?) c GROUP BY partition ORDER BY min(id)",
-            (scan,),
-        )
-        if not candidates:
-            return []
-        owned = _lock_partitions(store, [str(row[0]) for row in candidates], max_partitions)
+        owned = [str(row[0]) for row in store.fetchall(_CANDIDATES_LOCKED, (scan, max_partitions))]
         if not owned:
             return []
-        rows = store.fetchall(
-            "SELECT id, partition, event, received_at, person_sfdc_id, attempts FROM service_inbox "
-            "WHERE processed_at IS NULL AND partition = ANY(?) ORDER BY id LIMIT ?",
-            (owned, limit),
-        )
-    else:
-        rows = store.fetchall(
-            "SELECT id, partition, event, received_at, person_sfdc_id, attempts FROM service_inbox "
-            "WHERE processed_at IS NULL ORDER BY id LIMIT ?",
-            (limit,),
-        )
+        rows = store.load_people(owned, expected=limit, also=(_CLAIM, (owned, limit)))
+        claimed = [
+            InboxRow(int(r[0]), str(r[1]), Event.model_validate_json(r[2]), float(r[3]), r[4], int(r[5])) for r in rows
+        ]
+        for row, raw in zip(claimed, rows, strict=True):
+            if row.event.id is not None:
+                store.remember_seen(row.event.id, bool(raw[6]))
+        return claimed
+    rows = store.fetchall(
+        "SELECT id, partition, event, received_at, person_sfdc_id, attempts FROM service_inbox "
+        "WHERE processed_at IS NULL ORDER BY id LIMIT ?",
+        (limit,),
+    )
     return [InboxRow(int(r[0]), str(r[1]), Event.model_validate_json(r[2]), float(r[3]), r[4], int(r[5])) for r in rows]
 
 
 def mark_processed(store: Store, ids: Sequence[int], worker: str, at: float) -> None:
     if not ids:
+        return
+    if store.batch_writes:  # with the batch's other writes, when it commits
+        store.defer(
+            "UPDATE service_inbox SET processed_at = ?, claimed_by = ?, attempts = attempts + 1, error = NULL "
+            "WHERE id = ANY(%b::bigint[])",
+            (at, worker, list(ids)),
+        )
         return
     marks = ", ".join("?" for _ in ids)
     store.execute(

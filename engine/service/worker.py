@@ -47,8 +47,11 @@ LOOKUP_CHUNK = 200  # emails in one `Email IN (...)` query
 
 class ServiceStore(Store):
     """The store as a worker uses it: continuations are run only for the persons this worker holds; outbox rows
-    are collected and written in one statement when the transaction commits."""
+    are collected and written in one statement when the transaction commits; on PostgreSQL the hot writes are
+    batched per commit and the campaign catalog is kept across commits (`Store.batch_writes`, `keep_catalog`)."""
 
+    batch_writes = True
+    keep_catalog = True
     due_persons: frozenset[int] | None = None
     due_candidates: set[int] | None = None  # persons with a continuation this transaction may run (None: unknown)
     outbox_buffer: list[tuple[Any, ...]]
@@ -65,14 +68,10 @@ class ServiceStore(Store):
         super().rollback()
 
     def next_sfdc_id(self, prefix: str, taken: Any = None) -> str:
-        """On PostgreSQL, from a sequence: workers side by side never hand out the same id, and never wait."""
+        """On PostgreSQL, from a sequence (in blocks): workers side by side never hand out the same id, never wait."""
         if self.dialect != "postgresql":
             return super().next_sfdc_id(prefix, taken)
-        while True:
-            number = int(self.fetchone("SELECT nextval('service_sfdc_ids')")[0])
-            candidate = f"{prefix}{number:012d}AAA"
-            if taken is None or not taken(candidate):
-                return candidate
+        return self.sfdc_id_from_sequence("service_sfdc_ids", prefix, taken)
 
     def add_continuation(
         self,
@@ -213,6 +212,7 @@ class Worker:
         try:
             if store.dialect == "postgresql":
                 store.fetchone("SELECT pg_advisory_xact_lock(?)", (LINK_LOCK,))
+                store.clear_caches()  # the link reads and writes persons this worker does not hold
             interp.set_clock(queue.now())
             if isinstance(self.crm, OutboxCrm):
                 self.crm.begin(f"link:{uuid.uuid4().hex[:12]}")

@@ -37,6 +37,37 @@ def test_workers_keep_each_persons_order(pg_url: str, tmp_path: Path, workers: i
     by_worker = dict(query(pg_url, "SELECT claimed_by, COUNT(*) FROM service_inbox GROUP BY claimed_by"))
     assert len(by_worker) == workers, by_worker  # every worker took part
     assert query(pg_url, "SELECT COUNT(*) FROM service_inbox WHERE error IS NOT NULL")[0][0] == 0
+    # each new person created once, with a Lead id of its own
+    leads = query(pg_url, "SELECT COUNT(*), COUNT(DISTINCT sfdc_id) FROM persons WHERE email <> 'ann@example.com'")
+    assert leads == [(persons, persons)]
+
+
+def test_the_catalog_changed_while_a_worker_runs_is_what_it_uses(pg_url: str, tmp_path: Path) -> None:
+    from engine.store.store import Store
+
+    seed(pg_url)
+    proc = worker(pg_url, tmp_path / "w.log", name="w")
+    try:
+        put(pg_url, stream(5, 2))
+        wait_until(lambda: processed(pg_url) == 10, 30, 0.05, "the first events")
+        store = Store.open(pg_url)  # another process: the poller, a seed, an operator
+        nurture = store.campaign_by_name("Nurture")
+        assert nurture is not None
+        store.set_campaign_statuses(nurture.id, ["Active"], "Active", ())  # "Queued" is gone
+        store.commit()
+        store.close()
+        put(pg_url, [{"type": "added_to_sfdc_campaign", "person": "p0001@example.com", "campaign": "Signups",
+                      "status": "Signed Up"}])  # fmt: skip
+        wait_until(lambda: processed(pg_url) == 11, 30, 0.05, "the event after the change")
+        assert proc.terminate() == 0
+    finally:
+        proc.close()
+    assert query(pg_url, "SELECT COUNT(*) FROM service_inbox WHERE error IS NOT NULL")[0][0] == 0
+    # Welcome adds to "Nurture" with status "Queued", no status of Nurture now: refused, not done
+    added = query(pg_url, "SELECT outcome FROM activity WHERE kind = 'Add to SFDC Campaign' AND target = 'Nurture'")
+    assert added == [("error",)]
+    assert query(pg_url, "SELECT COUNT(*) FROM memberships m JOIN campaigns c ON c.id = m.campaign_id "
+                         "WHERE c.name = 'Nurture'") == [(0,)]  # fmt: skip
 
 
 def test_kill_9_mid_batch_loses_and_repeats_nothing(pg_url: str, tmp_path: Path) -> None:
