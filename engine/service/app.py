@@ -643,6 +643,9 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
         payload = {"ok": result.ok, "version": result.version, "campaigns": result.campaigns, "errors": result.errors}
         return JSONResponse(payload, status_code=200 if result.ok else 422)
 
+    from engine.console.router import install_console
+
+    install_console(app, service)  # the operator console: / and /console/...
     return app
 
 

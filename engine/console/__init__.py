@@ -1,0 +1,1 @@
+"""The operator console served by `smartcampaign serve` at `/` (see docs/console.md)."""

@@ -1,0 +1,320 @@
+"""What the console reads from the store: run counts, outcomes, waits, persons, queue history, refusals.
+
+Plain SQL through SQLAlchemy `text()` (SQLite and PostgreSQL alike), read-only except `requeue_refused`, the
+Salesforce page's retry button.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+DAY = 86400.0
+
+
+def utc_midnight(at: float) -> float:
+    return at - at % DAY
+
+
+@dataclass
+class CampaignStats:
+    runs_today: int = 0
+    runs_7_days: int = 0
+    errors_7_days: int = 0
+    waiting: int = 0
+    runs_total: int = 0
+    last_run: float | None = None
+
+
+def campaign_stats(conn: Connection, now: float) -> dict[str, CampaignStats]:
+    stats: dict[str, CampaignStats] = {}
+    today, week = utc_midnight(now), now - 7 * DAY
+    for name, today_count, week_count in conn.execute(
+        text(
+            "SELECT campaign, SUM(CASE WHEN started_at >= :today THEN 1 ELSE 0 END), COUNT(*) FROM runs "
+            "WHERE started_at >= :week GROUP BY campaign"
+        ),
+        {"today": today, "week": week},
+    ):
+        entry = stats.setdefault(str(name), CampaignStats())
+        entry.runs_today, entry.runs_7_days = int(today_count or 0), int(week_count or 0)
+    for name, total, last in conn.execute(
+        text("SELECT campaign, SUM(runs), MAX(last_started_at) FROM qualifications GROUP BY campaign")
+    ):
+        entry = stats.setdefault(str(name), CampaignStats())
+        entry.runs_total, entry.last_run = int(total or 0), float(last) if last is not None else None
+    for name, count in conn.execute(
+        text(
+            "SELECT smart_campaign, COUNT(*) FROM activity WHERE outcome = 'error' AND at >= :week "
+            "AND smart_campaign IS NOT NULL GROUP BY smart_campaign"
+        ),
+        {"week": week},
+    ):
+        stats.setdefault(str(name), CampaignStats()).errors_7_days = int(count)
+    for name, count in conn.execute(
+        text("SELECT campaign, COUNT(DISTINCT person_id) FROM continuations GROUP BY campaign")
+    ):
+        stats.setdefault(str(name), CampaignStats()).waiting = int(count)
+    return stats
+
+
+def run_times(conn: Connection, campaign: str, since: float) -> list[float]:
+    rows = conn.execute(
+        text("SELECT started_at FROM runs WHERE campaign = :name AND started_at >= :since"),
+        {"name": campaign, "since": since},
+    )
+    return [float(r[0]) for r in rows]
+
+
+_ACTIVITY = (
+    "SELECT a.id, a.at, p.display_email, a.kind, a.smart_campaign, a.target, a.status, a.origin, a.outcome, a.reason "
+    "FROM activity a JOIN persons p ON p.id = a.person_id "
+)
+
+
+def _activity_rows(rows: Any) -> list[dict[str, Any]]:
+    keys = ("id", "at", "person", "kind", "smart_campaign", "target", "status", "origin", "outcome", "reason")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def campaign_outcomes(conn: Connection, campaign: str, limit: int = 25) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text(_ACTIVITY + "WHERE a.smart_campaign = :name ORDER BY a.id DESC LIMIT :limit"),
+        {"name": campaign, "limit": limit},
+    )
+    return _activity_rows(rows)
+
+
+def waiting_people(conn: Connection, campaign: str | None = None, person_id: int | None = None) -> list[dict[str, Any]]:
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if campaign is not None:
+        where.append("c.campaign = :name")
+        params["name"] = campaign
+    if person_id is not None:
+        where.append("c.person_id = :pid")
+        params["pid"] = person_id
+    rows = conn.execute(
+        text(
+            "SELECT p.display_email, c.campaign, c.due_at, c.run_id FROM continuations c "
+            "JOIN persons p ON p.id = c.person_id " + ("WHERE " + " AND ".join(where) if where else "") + " "
+            "ORDER BY c.due_at, c.id LIMIT 200"
+        ),
+        params,
+    )
+    return [{"person": r[0], "campaign": r[1], "due_at": float(r[2]), "run_id": r[3]} for r in rows]
+
+
+# ---------------------------------------------------------------------------------------------- persons
+@dataclass
+class PersonView:
+    id: int
+    email: str
+    sfdc_id: str | None
+    sfdc_type: str | None
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    memberships: list[dict[str, Any]] = field(default_factory=list)
+    programs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def find_person(conn: Connection, query: str) -> PersonView | None:
+    """By email (any case), Salesforce id, or the store's person id."""
+    columns = "SELECT id, display_email, sfdc_id, sfdc_type, first_name, last_name, company FROM persons "
+    query = query.strip()
+    row = conn.execute(text(columns + "WHERE email = :q"), {"q": query.lower()}).fetchone()
+    if row is None and query:
+        row = conn.execute(text(columns + "WHERE sfdc_id = :q"), {"q": query}).fetchone()
+    if row is None and query.isdigit() and len(query) < 12:
+        row = conn.execute(text(columns + "WHERE id = :q"), {"q": int(query)}).fetchone()
+    if row is None:
+        return None
+    person = PersonView(int(row[0]), str(row[1]), row[2], row[3], row[4], row[5], row[6])
+    person.memberships = [
+        {"campaign": r[0], "sfdc_id": r[1], "status": r[2], "added_at": float(r[3]), "changed_at": float(r[4])}
+        for r in conn.execute(
+            text(
+                "SELECT c.name, c.sfdc_id, m.status, m.added_at, m.changed_at FROM memberships m "
+                "JOIN campaigns c ON c.id = m.campaign_id WHERE m.person_id = :pid ORDER BY c.name"
+            ),
+            {"pid": person.id},
+        )
+    ]
+    person.programs = [
+        {"program": r[0], "status": r[1], "changed_at": float(r[2])}
+        for r in conn.execute(
+            text(
+                "SELECT g.name, m.status, m.changed_at FROM program_memberships m "
+                "JOIN programs g ON g.id = m.program_id WHERE m.person_id = :pid ORDER BY g.name"
+            ),
+            {"pid": person.id},
+        )
+    ]
+    return person
+
+
+def person_activity(conn: Connection, person_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text(_ACTIVITY + "WHERE a.person_id = :pid ORDER BY a.id DESC LIMIT :limit"), {"pid": person_id, "limit": limit}
+    )
+    return _activity_rows(rows)
+
+
+def person_runs(conn: Connection, person_id: int, campaign: str, limit: int = 10) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text(
+            "SELECT id, started_at, trigger FROM runs WHERE person_id = :pid AND campaign = :name "
+            "ORDER BY id DESC LIMIT :limit"
+        ),
+        {"pid": person_id, "name": campaign, "limit": limit},
+    )
+    out = []
+    for run_id, started, trigger in rows:
+        try:
+            data = json.loads(trigger)
+        except (TypeError, ValueError):
+            data = {}
+        out.append({"id": run_id, "started_at": float(started), "trigger": data})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- queues
+def depth_series(conn: Connection, start: float, end: float, count: int = 60) -> dict[str, list[tuple[float, float]]]:
+    """Inbox and outbox depth at `count` + 1 moments from `start` to `end`, from the rows' own times (one scan each)."""
+    moments = [start + (end - start) * n / count for n in range(count + 1)]
+    params = {f"t{n}": t for n, t in enumerate(moments)}
+    params["start"], params["end"] = start, end
+    out: dict[str, list[tuple[float, float]]] = {}
+    for name, table, born, done in (
+        ("inbox", "service_inbox", "received_at", "processed_at"),
+        ("outbox", "service_outbox", "created_at", "sent_at"),
+    ):
+        sums = ", ".join(
+            f"SUM(CASE WHEN {born} <= :t{n} AND ({done} IS NULL OR {done} > :t{n}) THEN 1 ELSE 0 END)"
+            for n in range(len(moments))
+        )
+        row = conn.execute(
+            text(f"SELECT {sums} FROM {table} WHERE {born} <= :end AND ({done} IS NULL OR {done} > :start)"), params
+        ).fetchone()
+        values = list(row) if row is not None else []
+        out[name] = [(t, float(v or 0)) for t, v in zip(moments, values, strict=True)]
+    return out
+
+
+def oldest_pending_event(conn: Connection) -> dict[str, Any] | None:
+    row = conn.execute(
+        text(
+            "SELECT id, partition, event, received_at, source, attempts FROM service_inbox "
+            "WHERE processed_at IS NULL ORDER BY id LIMIT 1"
+        )
+    ).fetchone()
+    if row is None:
+        return None
+    try:
+        kind = str(json.loads(row[2]).get("type"))
+    except (TypeError, ValueError, AttributeError):
+        kind = "?"
+    return {"id": row[0], "person": row[1], "type": kind, "received_at": float(row[3]), "source": row[4],
+            "attempts": row[5]}  # fmt: skip
+
+
+def workers_seen(conn: Connection, since: float) -> list[tuple[str, float, int]]:
+    """Worker names that processed inbox rows since `since`: (name, last processed at, rows)."""
+    rows = conn.execute(
+        text(
+            "SELECT claimed_by, MAX(processed_at), COUNT(*) FROM service_inbox WHERE processed_at >= :since "
+            "AND claimed_by IS NOT NULL GROUP BY claimed_by ORDER BY claimed_by"
+        ),
+        {"since": since},
+    )
+    return [(str(r[0]), float(r[1]), int(r[2])) for r in rows]
+
+
+# ---------------------------------------------------------------------------------------------- refusals
+# Salesforce refused these because the record or campaign no longer exists: sending them again cannot work.
+FINAL_CODES = {"ENTITY_IS_DELETED", "UNKNOWN_CAMPAIGN", "UNKNOWN_PERSON"}
+RETRYABLE_OPS = {"AddMember", "UpdateMemberStatus", "RemoveMember", "CreateLead"}
+OPERATION_WORDS = {
+    "AddMember": "Add to SFDC Campaign",
+    "UpdateMemberStatus": "Change Status in SFDC Campaign",
+    "RemoveMember": "Remove from SFDC Campaign",
+    "CreateLead": "Sync Lead to SFDC",
+}
+
+
+@dataclass
+class Refusal:
+    id: int
+    at: float
+    operation: str
+    person: str | None
+    campaign: str | None
+    status: str | None
+    code: str
+    message: str
+    attempts: int
+    retry: bool
+    why_not: str | None
+
+
+def refused(conn: Connection, since: float, limit: int = 200, only: int | None = None) -> list[Refusal]:
+    rows = conn.execute(
+        text(
+            "SELECT o.id, o.sent_at, o.op, p.display_email, c.name, o.result, o.attempts, "
+            "(SELECT COUNT(*) FROM service_outbox later WHERE later.id > o.id AND later.person_id = o.person_id "
+            " AND later.campaign_id = o.campaign_id) "
+            "FROM service_outbox o LEFT JOIN persons p ON p.id = o.person_id "
+            "LEFT JOIN campaigns c ON c.id = o.campaign_id "
+            "WHERE o.outcome = 'failed' AND o.sent_at >= :since AND (:only < 0 OR o.id = :only) "
+            "ORDER BY o.id DESC LIMIT :limit"
+        ),
+        {"since": since, "limit": limit, "only": -1 if only is None else only},
+    )
+    out: list[Refusal] = []
+    for row_id, sent_at, op_json, email, campaign, result_json, attempts, later in rows:
+        try:
+            op = json.loads(op_json)
+        except (TypeError, ValueError):
+            op = {}
+        try:
+            result = json.loads(result_json) or {}
+        except (TypeError, ValueError):
+            result = {}
+        operation = str(op.get("kind") or "?")
+        code = str(result.get("code") or "ERROR")
+        why_not = None
+        if operation not in RETRYABLE_OPS:
+            why_not = "not a member or Lead operation"
+        elif code in FINAL_CODES:
+            why_not = "the record or campaign no longer exists in Salesforce"
+        elif int(later or 0):
+            why_not = "a later action for this person and campaign supersedes it"
+        words = OPERATION_WORDS.get(operation, operation)
+        message = str(result.get("message") or code)
+        person = email or op.get("email")
+        out.append(
+            Refusal(int(row_id), float(sent_at), words, person, campaign, op.get("status"), code, message,
+                    int(attempts), why_not is None, why_not)
+        )  # fmt: skip
+    return out
+
+
+def requeue_refused(conn: Connection, row_id: int, since: float) -> Refusal | None:
+    """Puts a refused row back in the outbox queue (the flusher sends it again); None when it may not be retried."""
+    for refusal in refused(conn, since, limit=1, only=row_id):
+        if not refusal.retry:
+            return None
+        done = conn.execute(
+            text(
+                "UPDATE service_outbox SET sent_at = NULL, outcome = NULL, result = NULL "
+                "WHERE id = :id AND outcome = 'failed'"
+            ),
+            {"id": row_id},
+        )
+        return refusal if done.rowcount == 1 else None
+    return None
