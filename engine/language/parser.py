@@ -22,8 +22,6 @@ from typing import Any
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.lexer import BasicLexer, ContextualLexer
-from lark.parsers.lalr_analysis import Shift
 
 from engine.language import ast
 from engine.language.diagnostics import Diagnostic
@@ -503,6 +501,9 @@ class _FastPath:
     """
 
     def __init__(self, parser: Lark) -> None:
+        from lark.lexer import BasicLexer, ContextualLexer  # Lark's insides: here, where a failure only means
+        from lark.parsers.lalr_analysis import Shift  # no fast path
+
         frontend = parser.parser
         lalr = frontend.parser.parser
         table = lalr.parse_table

@@ -255,3 +255,18 @@ def test_unknown_words_are_found_as_one_by_one() -> None:
     assert any(unknown_words_one_by_one(text) for text in texts)
     for text in texts:
         assert unknown_words(text) == unknown_words_one_by_one(text), text
+
+
+def test_without_a_fast_path_lark_parses_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Lark whose insides the fast path does not know (here: building it fails) still parses, Lark's way."""
+    expected = everything(parser._parse_text(EVERY_CONSTRUCT, "t.campaign"))
+
+    def unknown_insides(_: object) -> None:
+        raise AttributeError("no such table")
+
+    monkeypatch.setattr(parser, "_FastPath", unknown_insides)
+    monkeypatch.setattr(parser, "_PARSER", None)
+    monkeypatch.setattr(parser, "_FAST", None)
+    parser.get_parser()
+    assert parser._FAST is None
+    assert everything(parser._parse_text(EVERY_CONSTRUCT, "t.campaign")) == expected
