@@ -92,6 +92,10 @@ _PG_PEOPLE = (
     "SELECT p.id, p.email, p.display_email, p.sfdc_id, p.sfdc_type, m.campaign_id, m.status FROM persons p "
     "LEFT JOIN memberships m ON m.person_id = p.id WHERE p.email = ANY(%b::text[])"
 )
+_PG_PEOPLE_QUALIFICATIONS = (
+    "SELECT q.person_id, q.campaign, q.last_started_at, q.runs FROM qualifications q "
+    "JOIN persons p ON p.id = q.person_id WHERE p.email = ANY(%b::text[])"
+)
 _BUMP_GENERATION = (
     "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT (key) DO UPDATE "
     "SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)"
@@ -200,6 +204,7 @@ class Store:
         # batch_writes: what this transaction read (trusted until it ends) and what it will write
         self._seen: dict[str, bool] = {}
         self._qualifications: dict[tuple[str, int], tuple[float, int] | None] = {}
+        self._qualified_all: set[int] = set()  # persons whose qualifications are all in `_qualifications`
         self._programs: dict[int, dict[int, str]] = {}
         self._pending = False  # something below waits to be written
         self._new_persons: dict[int, list[Any]] = {}
@@ -301,6 +306,7 @@ class Store:
         self._memberships.clear()
         self._seen.clear()
         self._qualifications.clear()
+        self._qualified_all.clear()
         self._programs.clear()
 
     def _forget_catalog(self) -> None:
@@ -332,13 +338,14 @@ class Store:
         if not keys and not ids and not self.keep_catalog and also is None:
             return []
         self._write_pending()
-        cursors = [self._driver.cursor() for _ in range(4)]
-        people, seen, generation, extra = cursors
+        cursors = [self._driver.cursor() for _ in range(5)]
+        people, seen, generation, extra, qualified = cursors
         with self._driver.pipeline():
             if also is not None:
                 extra.execute(also[0], tuple(also[1]))
             if keys:
                 people.execute(_PG_PEOPLE, (keys,))
+                qualified.execute(_PG_PEOPLE_QUALIFICATIONS, (keys,))
             if ids:
                 seen.execute("SELECT event_id FROM processed_events WHERE event_id = ANY(%b::text[])", (ids,))
             if self.keep_catalog:
@@ -352,6 +359,7 @@ class Store:
                     memberships[pid] = {}
                 if campaign_id is not None:
                     memberships[pid][campaign_id] = status
+            qualifications = list(qualified.fetchall()) if keys else []
             processed = {str(row[0]) for row in seen.fetchall()} if ids else set()
             row = generation.fetchone() if self.keep_catalog else None
         for cursor in cursors:
@@ -361,6 +369,11 @@ class Store:
             self._remember_person(key, person)
             if person is not None and person.id not in self._memberships:
                 self._remember_memberships(person.id, memberships[person.id])
+            if person is not None:
+                self._qualified_all.add(person.id)  # every qualification row of this person is read below
+        for pid, campaign, last_started_at, runs in qualifications:
+            if (str(campaign), int(pid)) not in self._qualifications:
+                self._qualifications[(str(campaign), int(pid))] = (float(last_started_at), int(runs))
         for event_id in ids:
             self._seen[event_id] = event_id in processed
         if self.keep_catalog:
@@ -651,6 +664,8 @@ class Store:
         person = Person(person_id, email, sfdc_id, sfdc_type)
         self._remember_person(email.lower(), person)
         self._remember_memberships(person_id, {})  # a new person is in no campaign
+        if self.batch_writes:
+            self._qualified_all.add(person_id)  # and has run no campaign
         return person
 
     def set_person_sfdc(self, person: Person, sfdc_id: str, sfdc_type: str, last_name: str, company: str) -> Person:
@@ -899,6 +914,9 @@ class Store:
         cached = self._qualifications.get(key, _UNKNOWN)
         if cached is not _UNKNOWN:
             return cached  # type: ignore[no-any-return]
+        if person_id in self._qualified_all:  # all of this person's rows were read: there is none for this one
+            self._qualifications[key] = None
+            return None
         row = self.fetchone(
             "SELECT last_started_at, runs FROM qualifications WHERE campaign = ? AND person_id = ?",
             (campaign, person_id),
@@ -918,7 +936,7 @@ class Store:
                 self._qualification_writes[key] = [float(at), 1]
             else:
                 write[0], write[1] = float(at), write[1] + 1
-            known = self._qualifications.get(key, _UNKNOWN)
+            known = self._qualifications.get(key, None if person_id in self._qualified_all else _UNKNOWN)
             if known is not _UNKNOWN:
                 self._qualifications[key] = (float(at), (known[1] if known else 0) + 1)
             self._pending = True

@@ -54,6 +54,8 @@ def script(store: Store, seed: int) -> list[Any]:
     for step in range(400):
         clock += 1.5
         email = rng.choice(emails)
+        if rng.random() < 0.1:  # a batch's people read at once, as a worker does (only batch_writes reads here)
+            store.load_people(rng.sample(emails, 3))
         person = store.person(email)
         read.append(person)
         if person is None:
@@ -74,9 +76,10 @@ def script(store: Store, seed: int) -> list[Any]:
             store.set_program_status(person.id, rng.choice(programs), rng.choice(["Invited", "Registered", None]), clock)
             read.append(store.program_statuses(person.id))
         elif action == 5:
-            read.append(store.qualification("Drip", person.id))
-            store.start_run("Drip", person.id, clock, {"step": step})
-            read.append(store.qualification("Drip", person.id))
+            drip = rng.choice(["Drip", "Once"])
+            read.append(store.qualification(drip, person.id))
+            store.start_run(drip, person.id, clock, {"step": step})
+            read.append(store.qualification(drip, person.id))
         elif action == 6:
             event_id = f"e-{rng.randrange(40)}"
             read.append(store.seen_event(event_id))
