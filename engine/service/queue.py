@@ -190,9 +190,10 @@ def lock_partitions(store: Store, partitions: Iterable[str]) -> set[str]:
 
 _CANDIDATES_LOCKED = (
     # the partitions of the oldest unprocessed rows, oldest first, each locked if free until `max_partitions` are
-    # held: the lock is a volatile condition, so it is not pushed into the sorted subquery and runs in its order
+    # held. `OFFSET 0` keeps the lock out of the sorted subquery: pushed into it (as HAVING), the lock would be
+    # tried on every candidate before the sort, and one worker would hold them all.
     "SELECT partition FROM (SELECT partition, min(id) AS first FROM (SELECT id, partition FROM service_inbox "
-    "WHERE processed_at IS NULL ORDER BY id LIMIT ?) c GROUP BY partition ORDER BY first) o "
+    "WHERE processed_at IS NULL ORDER BY id LIMIT ?) c GROUP BY partition ORDER BY first OFFSET 0) o "
     "WHERE pg_try_advisory_xact_lock(hashtext(partition)) LIMIT ?"
 )
 _CLAIM = (

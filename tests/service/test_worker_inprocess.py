@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from service_helpers import RULES, put, query, seed, stream
 
+from engine.service import queue
 from engine.service.rules import RuleBook
-from engine.service.worker import Worker
+from engine.service.worker import ServiceStore, Worker
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -87,3 +88,19 @@ def test_new_and_known_persons_in_one_batch_and_events_processed_before(store_ur
     persons = query(url, "SELECT COUNT(*), COUNT(DISTINCT sfdc_id) FROM persons WHERE sfdc_id IS NOT NULL")
     assert persons == [(31, 31)]
     assert query(url, "SELECT COUNT(*) FROM processed_events")[0][0] == 30 * 4 + 2
+
+
+def test_a_batch_holds_its_own_persons_and_leaves_the_others_to_other_workers(pg_url: str) -> None:
+    seed(pg_url)
+    put(pg_url, stream(50, 2))
+    first, second = ServiceStore.open(pg_url), ServiceStore.open(pg_url)
+    try:
+        taken = queue.claim_inbox(first, 20, max_partitions=20)
+        also = queue.claim_inbox(second, 20, max_partitions=20)  # while the first batch is in flight
+        assert len(taken) == len(also) == 20
+        assert not {row.partition for row in taken} & {row.partition for row in also}
+    finally:
+        first.rollback()
+        second.rollback()
+        first.close()
+        second.close()
