@@ -30,44 +30,69 @@ class CampaignStats:
     last_run: float | None = None
 
 
-def campaign_stats(conn: Connection, now: float) -> dict[str, CampaignStats]:
+def campaign_stats(conn: Connection, now: float, campaign: str | None = None) -> dict[str, CampaignStats]:
+    """Runs today and in 7 days, runs in all and the last, step errors in 7 days, people waiting: for every
+    campaign, or only `campaign` (through the indexes on the campaign's name where the tables have one)."""
     stats: dict[str, CampaignStats] = {}
     today, week = utc_midnight(now), now - 7 * DAY
+    params = {"today": today, "week": week, "name": campaign}
+
+    def only(column: str) -> str:
+        return f" AND {column} = :name" if campaign is not None else ""
+
     for name, today_count, week_count in conn.execute(
         text(
             "SELECT campaign, SUM(CASE WHEN started_at >= :today THEN 1 ELSE 0 END), COUNT(*) FROM runs "
-            "WHERE started_at >= :week GROUP BY campaign"
+            f"WHERE started_at >= :week{only('campaign')} GROUP BY campaign"
         ),
-        {"today": today, "week": week},
+        params,
     ):
         entry = stats.setdefault(str(name), CampaignStats())
         entry.runs_today, entry.runs_7_days = int(today_count or 0), int(week_count or 0)
     for name, total, last in conn.execute(
-        text("SELECT campaign, SUM(runs), MAX(last_started_at) FROM qualifications GROUP BY campaign")
+        text(
+            "SELECT campaign, SUM(runs), MAX(last_started_at) FROM qualifications "
+            f"WHERE 1 = 1{only('campaign')} GROUP BY campaign"
+        ),
+        params,
     ):
         entry = stats.setdefault(str(name), CampaignStats())
         entry.runs_total, entry.last_run = int(total or 0), float(last) if last is not None else None
     for name, count in conn.execute(
         text(
             "SELECT smart_campaign, COUNT(*) FROM activity WHERE outcome = 'error' AND at >= :week "
-            "AND smart_campaign IS NOT NULL GROUP BY smart_campaign"
+            f"AND smart_campaign IS NOT NULL{only('smart_campaign')} GROUP BY smart_campaign"
         ),
-        {"week": week},
+        params,
     ):
         stats.setdefault(str(name), CampaignStats()).errors_7_days = int(count)
     for name, count in conn.execute(
-        text("SELECT campaign, COUNT(DISTINCT person_id) FROM continuations GROUP BY campaign")
+        text(
+            "SELECT campaign, COUNT(DISTINCT person_id) FROM continuations "
+            f"WHERE 1 = 1{only('campaign')} GROUP BY campaign"
+        ),
+        params,
     ):
         stats.setdefault(str(name), CampaignStats()).waiting = int(count)
     return stats
 
 
-def run_times(conn: Connection, campaign: str, since: float) -> list[float]:
-    rows = conn.execute(
-        text("SELECT started_at FROM runs WHERE campaign = :name AND started_at >= :since"),
-        {"name": campaign, "since": since},
-    )
-    return [float(r[0]) for r in rows]
+def runs_per_slot(conn: Connection, campaign: str, start: float, end: float, count: int) -> list[tuple[float, float]]:
+    """How many runs of `campaign` started in each of `count` equal slots of [start, end), counted by the database."""
+    width = (end - start) / count
+    slot = "FLOOR((started_at - :start) / :width)"
+    if conn.dialect.name == "sqlite":
+        slot = "CAST((started_at - :start) / :width AS INTEGER)"  # truncation is the floor here: never negative
+    totals = [0] * count
+    for number, runs in conn.execute(
+        text(
+            f"SELECT {slot}, COUNT(*) FROM runs WHERE campaign = :name AND started_at >= :start "
+            f"AND started_at < :end GROUP BY {slot}"
+        ),
+        {"name": campaign, "start": start, "end": end, "width": width},
+    ):
+        totals[min(max(int(number), 0), count - 1)] += int(runs)
+    return [(start + n * width, float(total)) for n, total in enumerate(totals)]
 
 
 _ACTIVITY = (
@@ -184,22 +209,66 @@ def person_runs(conn: Connection, person_id: int, campaign: str, limit: int = 10
 
 
 # ---------------------------------------------------------------------------------------------- queues
+_QUEUES = (
+    ("inbox", "service_inbox", "received_at", "processed_at"),
+    ("outbox", "service_outbox", "created_at", "sent_at"),
+)
+CHUNK = 5000
+
+
+def id_floor(conn: Connection, table: str, born: str, done: str, start: float) -> int:
+    """The smallest id whose row can matter for the depth since `start`, found through the primary key only.
+
+    Rows are numbered as they arrive, so `born` grows with the id: a binary search finds the first row born a
+    minute before `start`. Rows before it that were still being worked after `start` (a backlog) sit just before
+    it, as both queues are worked oldest first: chunks are added going back until one has none. Older rows
+    still pending are read through the pending index, so the tables are never scanned whole."""
+    low, high = conn.execute(text(f"SELECT MIN(id), MAX(id) FROM {table}")).one()
+    if low is None:
+        return 0
+    low, high = int(low), int(high) + 1
+    first = low
+    while low < high:
+        middle = (low + high) // 2
+        row = conn.execute(
+            text(f"SELECT {born} FROM {table} WHERE id >= :id ORDER BY id LIMIT 1"), {"id": middle}
+        ).first()
+        if row is None or float(row[0]) >= start - 60:
+            high = middle
+        else:
+            low = middle + 1
+    floor = low
+    while floor > first:
+        busy = conn.execute(
+            text(f"SELECT COUNT(*) FROM {table} WHERE id >= :a AND id < :b AND {done} > :start"),
+            {"a": floor - CHUNK, "b": floor, "start": start},
+        ).scalar_one()
+        if not busy:
+            break
+        floor -= CHUNK
+    return max(floor, first)
+
+
 def depth_series(conn: Connection, start: float, end: float, count: int = 60) -> dict[str, list[tuple[float, float]]]:
-    """Inbox and outbox depth at `count` + 1 moments from `start` to `end`, from the rows' own times (one scan each)."""
+    """Inbox and outbox depth at `count` + 1 moments from `start` to `end`, from the rows' own times: the rows
+    from `id_floor` on and the older ones still pending (so the cost follows the window, not the table)."""
     moments = [start + (end - start) * n / count for n in range(count + 1)]
-    params = {f"t{n}": t for n, t in enumerate(moments)}
+    params: dict[str, Any] = {f"t{n}": t for n, t in enumerate(moments)}
     params["start"], params["end"] = start, end
     out: dict[str, list[tuple[float, float]]] = {}
-    for name, table, born, done in (
-        ("inbox", "service_inbox", "received_at", "processed_at"),
-        ("outbox", "service_outbox", "created_at", "sent_at"),
-    ):
+    for name, table, born, done in _QUEUES:
+        params["floor"] = id_floor(conn, table, born, done, start)
         sums = ", ".join(
             f"SUM(CASE WHEN {born} <= :t{n} AND ({done} IS NULL OR {done} > :t{n}) THEN 1 ELSE 0 END)"
             for n in range(len(moments))
         )
+        rows = (
+            f"SELECT {born}, {done} FROM {table} WHERE id >= :floor "
+            f"UNION ALL SELECT {born}, {done} FROM {table} WHERE {done} IS NULL AND id < :floor"
+        )
         row = conn.execute(
-            text(f"SELECT {sums} FROM {table} WHERE {born} <= :end AND ({done} IS NULL OR {done} > :start)"), params
+            text(f"SELECT {sums} FROM ({rows}) w WHERE {born} <= :end AND ({done} IS NULL OR {done} > :start)"),
+            params,
         ).fetchone()
         values = list(row) if row is not None else []
         out[name] = [(t, float(v or 0)) for t, v in zip(moments, values, strict=True)]
@@ -265,18 +334,27 @@ class Refusal:
 def refused(conn: Connection, since: float, limit: int = 200, only: int | None = None) -> list[Refusal]:
     rows = conn.execute(
         text(
-            "SELECT o.id, o.sent_at, o.op, p.display_email, c.name, o.result, o.attempts, "
-            "(SELECT COUNT(*) FROM service_outbox later WHERE later.id > o.id AND later.person_id = o.person_id "
-            " AND later.campaign_id = o.campaign_id) "
+            "SELECT o.id, o.sent_at, o.op, p.display_email, c.name, o.result, o.attempts, o.person_id, o.campaign_id "
             "FROM service_outbox o LEFT JOIN persons p ON p.id = o.person_id "
             "LEFT JOIN campaigns c ON c.id = o.campaign_id "
             "WHERE o.outcome = 'failed' AND o.sent_at >= :since AND (:only < 0 OR o.id = :only) "
             "ORDER BY o.id DESC LIMIT :limit"
         ),
         {"since": since, "limit": limit, "only": -1 if only is None else only},
-    )
+    ).fetchall()
+    latest: dict[tuple[Any, Any], int] = {}
+    if rows:
+        # the last action for each (person, campaign) from the oldest listed refusal on: a primary key range
+        for person_id, campaign_id, last in conn.execute(
+            text(
+                "SELECT person_id, campaign_id, MAX(id) FROM service_outbox WHERE id >= :first "
+                "AND person_id IS NOT NULL GROUP BY person_id, campaign_id"
+            ),
+            {"first": min(int(r[0]) for r in rows)},
+        ):
+            latest[(person_id, campaign_id)] = int(last)
     out: list[Refusal] = []
-    for row_id, sent_at, op_json, email, campaign, result_json, attempts, later in rows:
+    for row_id, sent_at, op_json, email, campaign, result_json, attempts, person_id, campaign_id in rows:
         try:
             op = json.loads(op_json)
         except (TypeError, ValueError):
@@ -292,7 +370,7 @@ def refused(conn: Connection, since: float, limit: int = 200, only: int | None =
             why_not = "not a member or Lead operation"
         elif code in FINAL_CODES:
             why_not = "the record or campaign no longer exists in Salesforce"
-        elif int(later or 0):
+        elif person_id is not None and latest.get((person_id, campaign_id), row_id) > row_id:
             why_not = "a later action for this person and campaign supersedes it"
         words = OPERATION_WORDS.get(operation, operation)
         message = str(result.get("message") or code)

@@ -134,6 +134,7 @@ class Console:
         drawn = done.stdout[done.stdout.find("<svg") :]
         drawn = re.sub(r"<!--.*?-->", "", drawn, flags=re.S)
         with self._graph_lock:
+            self._graphs = {k: v for k, v in self._graphs.items() if k[0] == version}  # older rule sets go
             self._graphs[key] = drawn
         return drawn, None
 
@@ -246,13 +247,13 @@ def _router(console: Console) -> APIRouter:
         now = time.time()
         start = queries.utc_midnight(now) - 29 * queries.DAY
         with console.db.connect() as conn:
-            times = queries.run_times(conn, campaign.name, start)
+            per_day = queries.runs_per_slot(conn, campaign.name, start, start + 30 * queries.DAY, 30)
             outcomes = queries.campaign_outcomes(conn, campaign.name)
             waiting = queries.waiting_people(conn, campaign=campaign.name)
-            stats = queries.campaign_stats(conn, now).get(campaign.name, queries.CampaignStats())
+            stats = queries.campaign_stats(conn, now, campaign.name).get(campaign.name, queries.CampaignStats())
         chart = svg.line_chart(
-            [svg.Series("runs a day", svg.buckets(times, start, start + 30 * queries.DAY, 30))],
-            title=f"Runs a day, last 30 days ({len(times)} runs)",
+            [svg.Series("runs a day", per_day)],
+            title=f"Runs a day, last 30 days ({sum(n for _, n in per_day):,.0f} runs)",
             start=start,
             end=start + 30 * queries.DAY,
             bars=True,

@@ -155,13 +155,3 @@ def horizontal_bars(items: Sequence[tuple[str, float]], *, title: str, width: in
         out.append(f'<text x="{label_w + bar + 4:.1f}" y="{y + 13}" font-size="11">{_number(value)}</text>')
     out.append("</svg>")
     return "".join(out)
-
-
-def buckets(times: Sequence[float], start: float, end: float, count: int) -> list[tuple[float, float]]:
-    """How many of `times` fall in each of `count` equal slots of [start, end), as (slot start, n)."""
-    width = (end - start) / count
-    totals = [0] * count
-    for ts in times:
-        if start <= ts < end:
-            totals[min(int((ts - start) / width), count - 1)] += 1
-    return [(start + number * width, float(total)) for number, total in enumerate(totals)]

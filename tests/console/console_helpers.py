@@ -14,9 +14,9 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
-from service_helpers import Proc, free_port, wait_until  # the service tests' process helpers
+from service_helpers import Proc, free_port, pg_available, pg_schema, wait_until  # the service tests' helpers
 
-__all__ = ["Proc", "Serve", "browser", "chromium_or_skip", "wait_until"]
+__all__ = ["Proc", "Serve", "browser", "chromium_or_skip", "pg_available", "pg_schema", "wait_until"]
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "webinar-follow-up"

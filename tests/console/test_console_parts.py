@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from console_helpers import pg_available, pg_schema
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.requests import Request
@@ -23,10 +26,6 @@ from engine.store.store import Store, make_engine
 
 
 # ---------------------------------------------------------------------------------------------- SVG
-def test_buckets_count_each_slot() -> None:
-    assert svg.buckets([0, 1, 9.9, 10, 25, 29.99, 30, -1], 0, 30, 3) == [(0, 3.0), (10, 1.0), (20, 2.0)]
-
-
 def test_line_chart_draws_each_point_and_escapes_text() -> None:
     chart = svg.line_chart(
         [svg.Series("in<box>", [(0, 1), (30, 3), (60, 2)]), svg.Series("out", [(0, 0), (60, 5)])],
@@ -119,9 +118,21 @@ def test_secrets_bearer_and_the_sign_in_form_token() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- queries
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'store.db'}"
+        else:
+            if not pg_available():
+                if os.environ.get("CI"):
+                    pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432")
+                pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+            url = stack.enter_context(pg_schema())
+        yield from _store(url)
+
+
+def _store(url: str) -> Iterator[Engine]:
     Store.open(url).close()
     engine = make_engine(url)
     create_tables(engine)
@@ -130,6 +141,19 @@ def db(tmp_path: Path) -> Iterator[Engine]:
         conn.execute(text("INSERT INTO campaigns (id, sfdc_id, name) VALUES (1, '701000000000001AAA', 'Nurture')"))
     yield engine
     engine.dispose()
+
+
+def test_runs_per_day_counted_by_the_database(db: Engine) -> None:
+    with db.begin() as conn:
+        for started in (0, 86399.9, 86400, 5 * 86400 - 1, 5 * 86400, -1, 10 * 86400):
+            conn.execute(
+                text("INSERT INTO runs (campaign, person_id, started_at, trigger) VALUES ('A', 1, :at, '{}')"),
+                {"at": started},
+            )
+        conn.execute(text("INSERT INTO runs (campaign, person_id, started_at, trigger) VALUES ('B', 1, 1, '{}')"))
+    with db.connect() as conn:
+        slots = queries.runs_per_slot(conn, "A", 0, 5 * 86400, 5)
+    assert slots == [(0, 2.0), (86400, 1.0), (2 * 86400, 0.0), (3 * 86400, 0.0), (4 * 86400, 1.0)]
 
 
 def test_depth_history_from_the_rows_own_times(db: Engine) -> None:
@@ -148,6 +172,36 @@ def test_depth_history_from_the_rows_own_times(db: Engine) -> None:
         series = queries.depth_series(conn, 0, 60, 6)  # at 0, 10, ..., 60
     assert [v for _, v in series["inbox"]] == [0, 1, 1, 2, 1, 2, 1]
     assert [v for _, v in series["outbox"]] == [0, 0, 1, 1, 0, 0, 0]
+
+
+def test_depth_history_reads_the_window_and_the_backlog_without_the_old_rows(
+    db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queries, "CHUNK", 2)
+    rows = [(5, None)]  # pending for long: read through the pending index
+    rows += [(t, t + 1) for t in range(0, 1000, 10)]  # long done
+    rows += [(1500, None), (1900, 2050), (1950, 2100)]  # still pending; a backlog worked inside the window
+    rows += [(t, t + 5) for t in range(1960, 2000, 10)]  # worked before the window
+    rows += [(2010, None), (2030, 2040)]  # in the window
+    with db.begin() as conn:
+        for received, processed in rows:
+            conn.execute(
+                text("INSERT INTO service_inbox (partition, event, source, received_at, processed_at, attempts) "
+                     "VALUES ('ann@x.com', '{}', 'api', :r, :p, 0)"),
+                {"r": received, "p": processed},
+            )  # fmt: skip
+    with db.connect() as conn:
+        floor = queries.id_floor(conn, "service_inbox", "received_at", "processed_at", 2000)
+        series = queries.depth_series(conn, 2000, 2060, 6)  # at 2000, 2010, ..., 2060
+    # a minute before the window is id 104 (received 1950); going back 2 rows at a time, ids 102-103 are busy
+    # after 2000 (1900 is worked at 2050), ids 100-101 are not: the floor is 102, none of the 100 old rows
+    assert floor == 102
+    # 5 and 1500 (pending), 1900 (to 2050), 1950 (to 2100), 2010 (pending), 2030 (to 2040)
+    expected = [4, 5, 5, 6, 5, 4, 4]
+    assert [v for _, v in series["inbox"]] == expected
+    # the same figures as a scan of the whole table
+    for at, value in series["inbox"]:
+        assert value == sum(1 for r, p in rows if r <= at and (p is None or p > at))
 
 
 def refuse(conn: object, key: str, op: dict[str, object], code: str, at: float) -> int:
