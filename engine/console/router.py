@@ -7,11 +7,14 @@ answers 401 with the sign-in form. Forms carry a CSRF token. See docs/console.md
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,11 +25,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine import __version__
 from engine.console import queries, svg
 from engine.console.auth import COOKIE, SESSION_SECONDS, ConsoleAuth, Session
 from engine.console.words import declaration_source, explain_person, flow_outline, highlight, run_trigger_words
+
+log = logging.getLogger("smartcampaign.console")
 
 HERE = Path(__file__).resolve().parent
 REFUSED_DAYS = 5
@@ -139,6 +145,29 @@ class Console:
         return drawn, None
 
 
+def store_errors_as_pages(console: Console) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """A page whose store cannot be read answers 503 with the reason in one line (and the log says it once)."""
+
+    def decorate(handler: Callable[..., Response]) -> Callable[..., Response]:
+        @functools.wraps(handler)
+        def page(request: Request, *args: Any, **kwargs: Any) -> Response:
+            try:
+                return handler(request, *args, **kwargs)
+            except SQLAlchemyError as error:
+                reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:300]
+                log.warning("console %s: the store cannot be read: %s", request.url.path, reason)
+                session = console.auth.session(request)
+                return console.page(
+                    request, "missing.html", session, 503, title="The store cannot be read",
+                    message=f"The store cannot be read right now ({reason}). Try again in a moment; "
+                    "/readyz says whether the store is reachable.",
+                )  # fmt: skip
+
+        return page
+
+    return decorate
+
+
 def install_console(app: FastAPI, service: Any) -> None:
     """Adds the console's pages and static files to the service's app."""
     console = Console(service)
@@ -150,6 +179,7 @@ def install_console(app: FastAPI, service: Any) -> None:
 def _router(console: Console) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     service = console.service
+    guarded = store_errors_as_pages(console)
 
     # -------------------------------------------------------------------------- sign-in
     @router.get("/console/login")
@@ -195,6 +225,7 @@ def _router(console: Console) -> APIRouter:
 
     # -------------------------------------------------------------------------- campaigns
     @router.get("/")
+    @guarded
     def campaigns_page(request: Request, q: str = "") -> Response:
         who = console.who(request)
         if who is None:
@@ -230,6 +261,7 @@ def _router(console: Console) -> APIRouter:
         )
 
     @router.get("/console/campaign")
+    @guarded
     def campaign_page(request: Request, name: str = "") -> Response:
         who = console.who(request)
         if who is None:
@@ -284,6 +316,7 @@ def _router(console: Console) -> APIRouter:
 
     # -------------------------------------------------------------------------- persons
     @router.get("/console/person")
+    @guarded
     def person_page(request: Request, q: str = "", campaign: str = "") -> Response:
         who = console.who(request)
         if who is None:
@@ -322,6 +355,7 @@ def _router(console: Console) -> APIRouter:
 
     # -------------------------------------------------------------------------- Salesforce
     @router.get("/console/salesforce")
+    @guarded
     def salesforce_page(request: Request, message: str = "") -> Response:
         who = console.who(request)
         if who is None:
@@ -381,6 +415,7 @@ def _router(console: Console) -> APIRouter:
 
     # -------------------------------------------------------------------------- queues
     @router.get("/console/queue")
+    @guarded
     def queue_page(request: Request) -> Response:
         who = console.who(request)
         if who is None:
