@@ -92,9 +92,9 @@ _PG_PEOPLE = (
     "SELECT p.id, p.email, p.display_email, p.sfdc_id, p.sfdc_type, m.campaign_id, m.status FROM persons p "
     "LEFT JOIN memberships m ON m.person_id = p.id WHERE p.email = ANY(%b::text[])"
 )
-_PG_PEOPLE_QUALIFICATIONS = (
-    "SELECT q.person_id, q.campaign, q.last_started_at, q.runs FROM qualifications q "
-    "JOIN persons p ON p.id = q.person_id WHERE p.email = ANY(%b::text[])"
+_PG_PEOPLE_QUALIFICATIONS = (  # by the primary key (campaign, person): no scan of the table
+    "SELECT q.person_id, q.campaign, q.last_started_at, q.runs FROM persons p JOIN qualifications q "
+    "ON q.person_id = p.id AND q.campaign = ANY(%b::text[]) WHERE p.email = ANY(%b::text[])"
 )
 _BUMP_GENERATION = (
     "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT (key) DO UPDATE "
@@ -204,7 +204,9 @@ class Store:
         # batch_writes: what this transaction read (trusted until it ends) and what it will write
         self._seen: dict[str, bool] = {}
         self._qualifications: dict[tuple[str, int], tuple[float, int] | None] = {}
-        self._qualified_all: set[int] = set()  # persons whose qualifications are all in `_qualifications`
+        # person -> the campaigns whose qualification rows of theirs are all in `_qualifications` (None: every one)
+        self._qualified: dict[int, frozenset[str] | None] = {}
+        self._asked: set[str] = set()  # campaigns qualification() was asked about: those a batch load reads
         self._programs: dict[int, dict[int, str]] = {}
         self._pending = False  # something below waits to be written
         self._new_persons: dict[int, list[Any]] = {}
@@ -306,7 +308,7 @@ class Store:
         self._memberships.clear()
         self._seen.clear()
         self._qualifications.clear()
-        self._qualified_all.clear()
+        self._qualified.clear()
         self._programs.clear()
 
     def _forget_catalog(self) -> None:
@@ -338,6 +340,7 @@ class Store:
         if not keys and not ids and not self.keep_catalog and also is None:
             return []
         self._write_pending()
+        asked = frozenset(self._asked)  # rules that qualify every time never ask: then nothing is read
         cursors = [self._driver.cursor() for _ in range(5)]
         people, seen, generation, extra, qualified = cursors
         with self._driver.pipeline():
@@ -345,7 +348,8 @@ class Store:
                 extra.execute(also[0], tuple(also[1]))
             if keys:
                 people.execute(_PG_PEOPLE, (keys,))
-                qualified.execute(_PG_PEOPLE_QUALIFICATIONS, (keys,))
+                if asked:
+                    qualified.execute(_PG_PEOPLE_QUALIFICATIONS, (sorted(asked), keys))
             if ids:
                 seen.execute("SELECT event_id FROM processed_events WHERE event_id = ANY(%b::text[])", (ids,))
             if self.keep_catalog:
@@ -359,7 +363,7 @@ class Store:
                     memberships[pid] = {}
                 if campaign_id is not None:
                     memberships[pid][campaign_id] = status
-            qualifications = list(qualified.fetchall()) if keys else []
+            qualifications = list(qualified.fetchall()) if keys and asked else []
             processed = {str(row[0]) for row in seen.fetchall()} if ids else set()
             row = generation.fetchone() if self.keep_catalog else None
         for cursor in cursors:
@@ -370,7 +374,7 @@ class Store:
             if person is not None and person.id not in self._memberships:
                 self._remember_memberships(person.id, memberships[person.id])
             if person is not None:
-                self._qualified_all.add(person.id)  # every qualification row of this person is read below
+                self._qualified[person.id] = asked  # every row of these campaigns is read below
         for pid, campaign, last_started_at, runs in qualifications:
             if (str(campaign), int(pid)) not in self._qualifications:
                 self._qualifications[(str(campaign), int(pid))] = (float(last_started_at), int(runs))
@@ -665,7 +669,7 @@ class Store:
         self._remember_person(email.lower(), person)
         self._remember_memberships(person_id, {})  # a new person is in no campaign
         if self.batch_writes:
-            self._qualified_all.add(person_id)  # and has run no campaign
+            self._qualified[person_id] = None  # and has run no campaign
         return person
 
     def set_person_sfdc(self, person: Person, sfdc_id: str, sfdc_type: str, last_name: str, company: str) -> Person:
@@ -914,7 +918,8 @@ class Store:
         cached = self._qualifications.get(key, _UNKNOWN)
         if cached is not _UNKNOWN:
             return cached  # type: ignore[no-any-return]
-        if person_id in self._qualified_all:  # all of this person's rows were read: there is none for this one
+        self._asked.add(campaign)
+        if self._all_read(campaign, person_id):  # all of this person's rows were read: there is none for this one
             self._qualifications[key] = None
             return None
         row = self.fetchone(
@@ -926,6 +931,10 @@ class Store:
             self._qualifications[key] = found
         return found
 
+    def _all_read(self, campaign: str, person_id: int) -> bool:
+        covered = self._qualified.get(person_id, frozenset())
+        return covered is None or campaign in covered
+
     def start_run(self, campaign: str, person_id: int, at: float, trigger: dict[str, Any]) -> int:
         if self.batch_writes:
             run_id = self._take_id("runs")
@@ -936,7 +945,7 @@ class Store:
                 self._qualification_writes[key] = [float(at), 1]
             else:
                 write[0], write[1] = float(at), write[1] + 1
-            known = self._qualifications.get(key, None if person_id in self._qualified_all else _UNKNOWN)
+            known = self._qualifications.get(key, None if self._all_read(campaign, person_id) else _UNKNOWN)
             if known is not _UNKNOWN:
                 self._qualifications[key] = (float(at), (known[1] if known else 0) + 1)
             self._pending = True

@@ -193,6 +193,24 @@ def test_a_person_not_found_is_found_once_added_here_or_elsewhere(postgres_url: 
         elsewhere.close()
 
 
+def test_qualifications_read_with_a_batch_or_when_asked(postgres_url: str):
+    store = BatchedStore.open(postgres_url)
+    try:
+        ann = store.add_person("ann@example.com")
+        store.start_run("Once", ann.id, 1.0, {})
+        store.start_run("Drip", ann.id, 2.0, {})
+        store.commit()
+        store.load_people(["ann@example.com"])  # no campaign asked about yet: none of her rows read with her
+        assert store.qualification("Once", ann.id) == (1.0, 1)
+        store.commit()
+        store.load_people(["ann@example.com"])  # "Once" read with her now, "Drip" is asked about first
+        assert store.qualification("Drip", ann.id) == (2.0, 1)
+        assert store.qualification("Once", ann.id) == (1.0, 1)
+        assert store.qualification("Weekly", ann.id) is None
+    finally:
+        store.close()
+
+
 def test_a_catalog_changed_elsewhere_is_seen_when_the_next_persons_are_loaded(postgres_url: str):
     worker = WorkerLikeStore.open(postgres_url)
     other = Store.open(postgres_url)
