@@ -196,6 +196,7 @@ def build_graph(rule_set: ast.RuleSet) -> Graph:
 
 # ---------------------------------------------------------------------------------------------- renderings
 def _mermaid_text(text: str) -> str:
+    text = text.replace("#", "#35;")  # first: the entity codes below start with one
     return text.replace('"', "#quot;").replace("|", "#124;").replace("<", "#lt;").replace(">", "#gt;")
 
 
@@ -212,7 +213,7 @@ def to_mermaid(graph: Graph) -> str:
             lines.append(f'    {ids[key]}["{label}"]')
     for number, edge in enumerate(graph.edges):
         arrow = "==>" if edge.cycle else ("-.->" if edge.kind == "cascade" else "-->")
-        lines.append(f"    {ids[edge.source]} {arrow}|{_mermaid_text(edge.label)}| {ids[edge.target]}")
+        lines.append(f'    {ids[edge.source]} {arrow}|"{_mermaid_text(edge.label)}"| {ids[edge.target]}')
         if edge.cycle:
             lines.append(f"    linkStyle {number} stroke:#c62828,stroke-width:2px")
     lines.append("    classDef campaign fill:#e3f2fd,stroke:#1565c0")

@@ -133,15 +133,29 @@ def test_mermaid_is_the_default(rules: Path) -> None:
     assert "SFDC: Nurture" in by_label and "Program: Nurture Program" in by_label
     assert "Dormant (inactive)" in by_label
     ping, pong = by_label["Ping"], by_label["Pong"]
-    assert f"    {ping} ==>|can trigger (cycle)| {pong}" in lines
-    assert f"    {pong} ==>|can trigger (cycle)| {ping}" in lines
+    assert f'    {ping} ==>|"can trigger (cycle)"| {pong}' in lines
+    assert f'    {pong} ==>|"can trigger (cycle)"| {ping}' in lines
     assert (
-        f"    {by_label['SFDC: Q4 Webinar']} -->|status changed to #quot;Attended#quot;| "
+        f'    {by_label["SFDC: Q4 Webinar"]} -->|"status changed to #quot;Attended#quot;"| '
         + by_label["Webinar follow-up"]
         in lines
     )
     assert any(line.startswith("    linkStyle ") and "#c62828" in line for line in lines)
     assert f"    class {ping},{pong} cycle" in lines
+
+
+def test_mermaid_text_is_escaped(tmp_path: Path) -> None:
+    rules = tmp_path / "odd.campaign"
+    rules.write_text(
+        'campaign "A \\"q\\" | <b> #1; (x)" {\n    trigger added to sfdc campaign "In | #2"\n'
+        '    flow { add to sfdc campaign "Out" with status "S|t" }\n}\n',
+        encoding="utf-8",
+    )
+    result = run("graph", str(rules))
+    assert result.exit_code == 0, result.output
+    assert '    n0["A #quot;q#quot; #124; #lt;b#gt; #35;1; (x)"]' in result.stdout
+    assert '    n1[("SFDC: In #124; #35;2")]' in result.stdout
+    assert '    n0 -->|"add with status #quot;S#124;t#quot;"| n2' in result.stdout
 
 
 def test_json_format(rules: Path) -> None:
