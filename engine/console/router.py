@@ -7,6 +7,7 @@ answers 401 with the sign-in form. Forms carry a CSRF token. See docs/console.md
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
@@ -36,6 +37,7 @@ log = logging.getLogger("smartcampaign.console")
 
 HERE = Path(__file__).resolve().parent
 REFUSED_DAYS = 5
+WRONG_SECRET_DELAY = 1.0  # seconds before a wrong sign-in is answered
 _SAFE_NEXT = re.compile(r"^/(?!/)[^\s\\]*$")
 
 
@@ -196,6 +198,7 @@ def _router(console: Console) -> APIRouter:
         if not console.auth.login_token_ok(token):
             return console.sign_in_page(request, 403, "The form expired: please sign in again.", target)
         if not console.auth.secret_ok(secret):
+            await asyncio.sleep(WRONG_SECRET_DELAY)  # guessing costs time; other requests go on meanwhile
             return console.sign_in_page(request, 401, "Wrong token or password.", target)
         value, _ = console.auth.new_session()
         response = RedirectResponse(target, status_code=303)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,8 +81,10 @@ def test_sign_in_refuses_a_wrong_secret_and_a_form_without_its_token(service: Se
     form = requests.get(service.base + "/console/login", timeout=5).text
     token = re.search(r'name="csrf" value="([^"]+)"', form)
     assert token is not None
+    asked = time.monotonic()
     wrong = requests.post(service.base + "/console/login", data={"secret": "nope", "csrf": token.group(1), "next": "/"},
                           timeout=5, allow_redirects=False)  # fmt: skip
+    assert time.monotonic() - asked >= 1.0  # a wrong secret is answered after a delay
     assert wrong.status_code == 401 and "Wrong token or password." in wrong.text and "set-cookie" not in wrong.headers
     forged = requests.post(service.base + "/console/login", data={"secret": TOKEN, "csrf": "1.abc", "next": "/"},
                            timeout=5, allow_redirects=False)  # fmt: skip
