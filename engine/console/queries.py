@@ -7,11 +7,14 @@ Salesforce page's retry button.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+
+from engine.service.poller import MIRROR_VERSION
 
 DAY = 86400.0
 
@@ -383,16 +386,74 @@ def refused(conn: Connection, since: float, limit: int = 200, only: int | None =
 
 
 def requeue_refused(conn: Connection, row_id: int, since: float) -> Refusal | None:
-    """Puts a refused row back in the outbox queue (the flusher sends it again); None when it may not be retried."""
+    """Puts a refused row back in the outbox queue (the flusher sends it again); None when it may not be retried.
+
+    When Salesforce refused it, the mirror was put back as it was before; the retry makes the optimistic answer
+    again (the membership the action wants is in the mirror while it is queued, and `previous` is what the mirror
+    held, for a second refusal to put back). On PostgreSQL this happens under the person's advisory lock, so no
+    worker holds that person meanwhile; a person being worked on is retried another time."""
     for refusal in refused(conn, since, limit=1, only=row_id):
         if not refusal.retry:
             return None
+        row = conn.execute(
+            text("SELECT partition, op, person_id, campaign_id, at FROM service_outbox WHERE id = :id"), {"id": row_id}
+        ).fetchone()
+        if row is None:
+            return None
+        partition, op_json, person_id, campaign_id, at = row
+        if (
+            conn.dialect.name == "postgresql"
+            and not conn.execute(
+                text("SELECT pg_try_advisory_xact_lock(hashtext(:partition))"), {"partition": partition}
+            ).scalar()
+        ):
+            return None
+        previous = _reapply(conn, json.loads(op_json), person_id, campaign_id, float(at))
+        # the mirror was written outside a worker: what workers cached of it is dropped (as after a poll)
+        conn.execute(
+            text(
+                "INSERT INTO service_cursors (name, value) VALUES (:name, :value) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+            ),
+            {"name": MIRROR_VERSION, "value": f"{time.time():.6f}"},
+        )
         done = conn.execute(
             text(
-                "UPDATE service_outbox SET sent_at = NULL, outcome = NULL, result = NULL "
+                "UPDATE service_outbox SET sent_at = NULL, outcome = NULL, result = NULL, previous = :previous "
                 "WHERE id = :id AND outcome = 'failed'"
             ),
-            {"id": row_id},
+            {"id": row_id, "previous": previous},
         )
         return refusal if done.rowcount == 1 else None
     return None
+
+
+def _reapply(conn: Connection, op: dict[str, Any], person_id: Any, campaign_id: Any, at: float) -> str | None:
+    """The mirror as the queued action leaves it; returns the status the person had before (None: not a member)."""
+    if person_id is None or campaign_id is None:
+        return None
+    key = {"person": person_id, "campaign": campaign_id}
+    current = conn.execute(
+        text("SELECT status FROM memberships WHERE person_id = :person AND campaign_id = :campaign"), key
+    ).scalar()
+    kind = op.get("kind")
+    if kind == "RemoveMember":
+        conn.execute(text("DELETE FROM memberships WHERE person_id = :person AND campaign_id = :campaign"), key)
+    elif kind in ("AddMember", "UpdateMemberStatus") and op.get("status"):
+        if current is None:
+            conn.execute(
+                text(
+                    "INSERT INTO memberships (person_id, campaign_id, status, added_at, changed_at) "
+                    "VALUES (:person, :campaign, :status, :at, :at)"
+                ),
+                {**key, "status": op["status"], "at": at},
+            )
+        else:
+            conn.execute(
+                text(
+                    "UPDATE memberships SET status = :status, changed_at = :at "
+                    "WHERE person_id = :person AND campaign_id = :campaign"
+                ),
+                {**key, "status": op["status"], "at": at},
+            )
+    return None if current is None else str(current)

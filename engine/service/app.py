@@ -468,8 +468,12 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
     app = FastAPI(
         title="smartcampaign",
         version=__version__,
-        description="Marketo-style smart campaigns over Salesforce: event intake, health, metrics, campaigns.",
+        description="Marketo-style smart campaigns over Salesforce: event intake, health, metrics, campaigns. "
+        "Everything but /healthz needs the bearer token (or a console session).",
         lifespan=lifespan,
+        docs_url=None,  # served below, behind the token
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.service = service
 
@@ -489,6 +493,25 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
         return spec
 
     app.openapi = custom_openapi  # type: ignore[method-assign]
+
+    def operator(request: Request) -> bool:
+        """The bearer token, or a signed-in console session."""
+        if _token_only(service, request):
+            return True
+        console = getattr(app.state, "console", None)
+        return console is not None and console.auth.session(request) is not None
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_json(request: Request) -> Response:
+        return JSONResponse(app.openapi()) if operator(request) else UNAUTHORIZED
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> Response:
+        if not operator(request):
+            return UNAUTHORIZED
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - API")
 
     @app.post("/events", status_code=202, openapi_extra=_EVENT_BODY, tags=["intake"])
     async def post_events(request: Request) -> Response:
@@ -526,8 +549,10 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"])
-    def readyz() -> JSONResponse:
+    def readyz(request: Request) -> JSONResponse:
         """Ready: the store and the CRM are reachable and a rule set is loaded (503 otherwise)."""
+        if not operator(request):
+            return UNAUTHORIZED
         checks: dict[str, dict[str, Any]] = {}
         try:
             assert service.db is not None
@@ -545,14 +570,16 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["health"])
-    def metrics() -> Response:
-        """Prometheus metrics."""
+    def metrics(request: Request) -> Response:
+        """Prometheus metrics (scrape with `authorization: {credentials: <token>}` in Prometheus)."""
+        if not operator(request):
+            return UNAUTHORIZED
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/campaigns", tags=["rules"])
     def campaigns(request: Request) -> Response:
         """Each smart campaign: active, triggers, runs, last run."""
-        if not _token_only(service, request):
+        if not operator(request):
             return UNAUTHORIZED
         from engine.runtime.describe import describe_trigger
 
@@ -589,7 +616,7 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
         before: int | None = Query(None, description="Only entries older than this id (the `next` of a page)"),
     ) -> Response:
         """A person's activity log, newest first, paged."""
-        if not _token_only(service, request):
+        if not operator(request):
             return UNAUTHORIZED
         assert service.db is not None
         with service.db.connect() as conn:

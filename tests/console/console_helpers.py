@@ -40,10 +40,13 @@ class Serve:
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = Proc(["serve", *args, "--port", str(self.port)], log, env)
 
+        token = args[args.index("--token") + 1] if "--token" in args else ""
+        auth = {"Authorization": f"Bearer {token}"}
+
         def up() -> bool:
             assert self.proc.alive(), self.proc.output()
             try:
-                return requests.get(f"{self.base}/readyz", timeout=1).status_code == 200
+                return requests.get(f"{self.base}/readyz", headers=auth, timeout=1).status_code == 200
             except requests.ConnectionError:
                 return False
 

@@ -107,7 +107,8 @@ def test_the_api_is_unchanged_beside_the_console(client: tuple[TestClient, Servi
     assert test_client.post("/events", json=event, headers=AUTH).status_code == 202
     wait_until(lambda: test_client.get("/campaigns", headers=AUTH).json()["campaigns"][0]["runs"] == 1, 10, 0.05,
                "the run")  # fmt: skip
-    spec = test_client.get("/openapi.json").json()
+    assert test_client.get("/openapi.json").status_code == 401  # only /healthz answers without credentials
+    spec = test_client.get("/openapi.json", headers=AUTH).json()
     assert not [path for path in spec["paths"] if path == "/" or path.startswith("/console")]
     assert test_client.get("/console/static/console.css").status_code == 200
 

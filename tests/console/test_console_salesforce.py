@@ -46,6 +46,17 @@ def outcomes(db: Path) -> dict[str | None, int]:
         return dict(conn.execute("SELECT outcome, COUNT(*) FROM service_outbox GROUP BY outcome").fetchall())
 
 
+def mirror(db: Path, email: str) -> str | None:
+    """The person's Nurture status in the engine's mirror of Salesforce."""
+    with sqlite3.connect(db) as conn:
+        row = conn.execute(
+            "SELECT m.status FROM memberships m JOIN persons p ON p.id = m.person_id "
+            "JOIN campaigns c ON c.id = m.campaign_id WHERE p.email = ? AND c.name = 'Nurture'",
+            (email,),
+        ).fetchone()
+    return None if row is None else str(row[0])
+
+
 def test_refused_action_is_listed_and_retried_from_the_page(org: RunningEmulator, tmp_path: Path) -> None:
     chromium_or_skip()
     sf = org.client()
@@ -81,6 +92,7 @@ def test_refused_action_is_listed_and_retried_from_the_page(org: RunningEmulator
                                timeout=10)  # fmt: skip
         assert posted.status_code == 202, posted.text
         wait_until(lambda: outcomes(db).get("failed") == 1, 30, 0.05, "bob's add to be refused")
+        assert mirror(db, "bob@example.com") is None  # the refusal put the mirror back
 
         with browser() as chromium:
             page = chromium.new_page(viewport={"width": 1300, "height": 900})
@@ -117,6 +129,7 @@ def test_refused_action_is_listed_and_retried_from_the_page(org: RunningEmulator
             wait_until(lambda: outcomes(db) == {"done": 2}, 30, 0.05, "the retried add to be sent")
             members = sf.query(f"SELECT Status FROM CampaignMember WHERE CampaignId = '{nurture}'")["records"]
             assert sorted(m["Status"] for m in members) == ["Queued", "Queued"]
+            assert mirror(db, "bob@example.com") == "Queued"  # and the retry put the membership back in the mirror
             page.reload()
             assert "Salesforce refused nothing." in page.locator("#refused").inner_text()
             # the same retry again (a resubmitted form) changes nothing

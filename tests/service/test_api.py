@@ -63,7 +63,7 @@ def test_events_are_taken_processed_and_logged(api: tuple[TestClient, Service, s
     assert campaigns["Welcome"]["runs"] == 2 and campaigns["Welcome"]["last_run"] is not None
     assert campaigns["Welcome"]["triggers"] == ['added to sfdc campaign "Signups"']
     assert campaigns["Track"]["runs"] == 0 and campaigns["Track"]["active"] is True
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers=AUTH).text
     assert 'smartcampaign_events_received_total{source="api"} 2.0' in metrics
     assert 'smartcampaign_runs_total{campaign="Welcome"} 2.0' in metrics
     assert 'smartcampaign_actions_total{kind="add_to_sfdc_campaign",outcome="done"} 2.0' in metrics
@@ -114,7 +114,7 @@ def test_bad_events_get_422_and_nothing_is_stored(api: tuple[TestClient, Service
     assert client.post("/events", json=[], headers=AUTH).status_code == 422
     assert client.post("/events", json="text", headers=AUTH).status_code == 422
     assert inbox_count(url) == 0
-    assert "smartcampaign_events_rejected_total 4.0" in client.get("/metrics").text
+    assert "smartcampaign_events_rejected_total 4.0" in client.get("/metrics", headers=AUTH).text
 
 
 def test_wrong_or_missing_token_gets_401(api: tuple[TestClient, Service, str]) -> None:
@@ -148,11 +148,14 @@ def test_hmac_signature_when_configured(tmp_path: Path) -> None:
 def test_health_readiness_docs(api: tuple[TestClient, Service, str]) -> None:
     client, _service, _url = api
     assert client.get("/healthz").json() == {"status": "ok"}
-    ready = client.get("/readyz")
+    for path in ("/readyz", "/metrics", "/docs", "/openapi.json", "/campaigns"):  # only /healthz is open
+        refused = client.get(path)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer", path
+    ready = client.get("/readyz", headers=AUTH)
     assert ready.status_code == 200 and ready.json()["ready"] is True
     assert set(ready.json()["checks"]) == {"store", "crm", "rules", "workers"}
-    assert client.get("/docs").status_code == 200
-    spec = client.get("/openapi.json").json()
+    assert client.get("/docs", headers=AUTH).status_code == 200
+    spec = client.get("/openapi.json", headers=AUTH).json()
     assert {"/events", "/healthz", "/readyz", "/metrics", "/campaigns", "/persons/{email}/activity",
             "/rules/reload"} <= set(spec["paths"])  # fmt: skip
     assert "Event" in spec["components"]["schemas"]

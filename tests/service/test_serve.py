@@ -21,7 +21,7 @@ def serve(url: str, port: int, log: Path, *extra: str) -> Proc:
     def up() -> bool:
         assert proc.alive(), proc.output()
         try:
-            return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+            return requests.get(f"http://127.0.0.1:{port}/readyz", headers=AUTH, timeout=1).status_code == 200
         except requests.ConnectionError:
             return False
 
@@ -76,7 +76,7 @@ def test_sigterm_is_graceful_and_the_restarted_service_goes_on(pg_url: str, tmp_
     try:
         wait_until(lambda: processed(pg_url) == len(events) + 1, 60, 0.1, "the inbox to drain")
         wait_until(lambda: nurture_status(pg_url, "wai@example.com") == "Active", 20, 0.1, "the wait to end")
-        metrics = requests.get(f"{base}/metrics", timeout=5).text
+        metrics = requests.get(f"{base}/metrics", headers=AUTH, timeout=5).text
         assert "smartcampaign_inbox_depth 0.0" in metrics
         assert again.terminate(30) == 0
     finally:

@@ -57,7 +57,7 @@ def serve(url: str, org: RunningEmulator, log: Path, *extra: str) -> tuple[Proc,
     def up() -> bool:
         assert proc.alive(), proc.output()
         try:
-            return requests.get(f"{base}/readyz", timeout=1).status_code == 200
+            return requests.get(f"{base}/readyz", headers=AUTH, timeout=1).status_code == 200
         except requests.ConnectionError:
             return False
 
