@@ -101,6 +101,7 @@ _BUMP_GENERATION = (
     "SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)"
 )
 
+SCHEMA_LOCK = 0x5C_0003  # advisory lock: one process at a time creates the store's missing tables
 _UNKNOWN: Any = object()  # a qualification not read in this transaction
 
 
@@ -235,6 +236,9 @@ class Store:
         engine = make_engine(url)
         try:
             with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # processes starting side by side (workers) create missing tables one at a time
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
                 existing = set(inspect(conn).get_table_names())
                 if "meta" in existing:
                     row = conn.exec_driver_sql("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()

@@ -435,3 +435,33 @@ def test_postgresql_replay_matches_sqlite(tmp_path: Path, postgres_url: str, url
     on_sqlite = replay(rule_set, World.model_validate(WORLD), events, ReplayOptions(), store_url=url)
     on_postgres = replay(rule_set, World.model_validate(WORLD), events, ReplayOptions(), store_url=postgres_url)
     assert on_postgres == on_sqlite
+
+
+def test_processes_opening_a_new_store_side_by_side_all_get_it(postgres_url: str) -> None:
+    """Workers started at once on a fresh database each open the store: the missing tables are made once,
+    nobody fails on a table another one is creating."""
+    import threading
+
+    import engine.store.cursors  # noqa: F401  (its tables are part of the store's schema, as in a worker)
+
+    start = threading.Barrier(6)
+    failures: list[str] = []
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            Store.open(postgres_url).close()
+        except Exception as error:
+            failures.append(f"{type(error).__name__}: {error}")
+
+    threads = [threading.Thread(target=open_store) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    store = Store.open(postgres_url)
+    try:
+        assert store.fetchone("SELECT COUNT(*) FROM meta WHERE key = 'schema_version'")[0] == 1
+    finally:
+        store.close()
