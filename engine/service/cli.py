@@ -145,7 +145,8 @@ def serve_command(
 
     POST /events takes events (REPLAY.md shape) into a durable inbox; workers run them through the rules.
     GET /healthz, /readyz, /metrics (Prometheus), /campaigns, /persons/{email}/activity; POST /rules/reload;
-    the OpenAPI docs are at /docs. SIGTERM finishes the batch in flight and exits 0.
+    the OpenAPI docs are at /docs, the operator console at /. Everything but /healthz needs the token (or a
+    console session). SIGTERM finishes the batch in flight and exits 0.
 
     \b
     Examples:
