@@ -71,6 +71,20 @@ def cli() -> None:
     """
 
 
+def _read_stdin(command: str) -> str:
+    """Standard input as rule text, read no further than the rule-file limit (exit 2 past it)."""
+    from engine.language.diagnostics import MAX_RULE_FILE_BYTES
+
+    text = sys.stdin.read(MAX_RULE_FILE_BYTES + 1)
+    if len(text) > MAX_RULE_FILE_BYTES or len(text.encode("utf-8", "surrogateescape")) > MAX_RULE_FILE_BYTES:
+        _err(
+            f"smartcampaign {command}: -: standard input is over the limit of 10 MB "
+            f"({MAX_RULE_FILE_BYTES:,} bytes) for a rule file"
+        )
+        sys.exit(EXIT_USAGE)
+    return text
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option(
@@ -113,7 +127,9 @@ def check(
             if "-" in paths:
                 from engine.language.loader import load_rule_set
 
-                loaded = load_rule_set(paths, catalog=catalog, use_cache=not no_cache, texts={"-": sys.stdin.read()})
+                loaded = load_rule_set(
+                    paths, catalog=catalog, use_cache=not no_cache, texts={"-": _read_stdin("check")}
+                )
                 diagnostics, files, sources = loaded.diagnostics, loaded.files, loaded.sources
             else:
                 diagnostics, files, sources = check_paths(paths, catalog=catalog, use_cache=not no_cache)
@@ -152,15 +168,16 @@ def fmt(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
     import difflib
     from pathlib import Path
 
-    from engine.language.diagnostics import SourceCache, render_all
+    from engine.language.diagnostics import MAX_RULE_FILE_BYTES, SourceCache, render_all
     from engine.language.formatter import format_text
+    from engine.language.loader import too_large
     from engine.language.parser import iter_rule_files
 
     failed = False
     changed: list[str] = []
     for given in paths:
         if given == "-":
-            text = sys.stdin.read()
+            text = _read_stdin("fmt")
             result = format_text(text, "<stdin>")
             if result.output is None:
                 _err(render_all(list(result.diagnostics), SourceCache({"<stdin>": text})))
@@ -186,6 +203,11 @@ def fmt(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
             sys.exit(EXIT_USAGE)
         for file in iter_rule_files(path):
             try:
+                size = file.stat().st_size  # before reading: a file over the limit is never read
+                if size > MAX_RULE_FILE_BYTES:
+                    _err(render_all([too_large(str(file), size)], SourceCache()))
+                    failed = True
+                    continue
                 text = file.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as error:
                 _err(f"{file}: cannot read: {error}")

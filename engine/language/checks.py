@@ -94,7 +94,8 @@ def iter_steps(steps: tuple[ast.FlowStep, ...]) -> Iterator[ast.FlowStep]:
                 stack.extend(reversed(branch.steps))
 
 
-MAX_NESTING = 64
+MAX_NESTING = 64  # `if` blocks, parentheses and `not`s one inside another: the parser refuses deeper text
+MAX_TREE_DEPTH = 2 * MAX_NESTING  # the backstop for rule sets built in code: text within MAX_NESTING stays below
 
 
 def nesting_depth(campaign: ast.Campaign) -> int:
@@ -132,13 +133,13 @@ def campaign_filters(campaign: ast.Campaign) -> Iterator[ast.MembershipFilter | 
 
 def check_rule_set(rule_set: ast.RuleSet, *, catalog: object | None = None) -> list[Diagnostic]:
     out: list[Diagnostic] = []
-    too_deep = [c for c in rule_set.campaigns if nesting_depth(c) > MAX_NESTING]
+    too_deep = [c for c in rule_set.campaigns if nesting_depth(c) > MAX_TREE_DEPTH]
     for campaign in too_deep:
         out.append(
             _at(
                 "error",
                 "nested-too-deep",
-                f'campaign "{campaign.name}" nests filters or choices more than {MAX_NESTING} levels deep: '
+                f'campaign "{campaign.name}" nests filters or choices more than {MAX_TREE_DEPTH} levels deep: '
                 "split it into simpler campaigns",
                 campaign.name_span,
             )

@@ -11,6 +11,9 @@ Severity = Literal["error", "warning"]
 
 DOCS_ERRORS = "docs/errors.md"
 
+# Rule files larger than this are refused before they are read (`file-too-large`); stdin too.
+MAX_RULE_FILE_BYTES = 10 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Diagnostic:
@@ -59,7 +62,10 @@ class SourceCache:
     def line(self, file: str, line: int) -> str | None:
         if file not in self._texts:
             try:
-                self._texts[file] = Path(file).read_text(encoding="utf-8", errors="replace").splitlines()
+                path = Path(file)
+                if path.stat().st_size > MAX_RULE_FILE_BYTES:  # refused unread: nothing to show
+                    raise OSError
+                self._texts[file] = path.read_text(encoding="utf-8", errors="replace").splitlines()
             except OSError:
                 self._texts[file] = []
         lines = self._texts[file]

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from engine.language import ast
-from engine.language.diagnostics import Diagnostic, SourceCache, sort_key
+from engine.language.diagnostics import MAX_RULE_FILE_BYTES, Diagnostic, SourceCache, sort_key
 from engine.language.parser import parse_many, parse_text
 from engine.language.sources import RuleSetNotFound as RuleSetNotFound
 from engine.language.sources import check_paths as check_paths
@@ -66,8 +66,22 @@ def assemble(files: Iterable[ast.RuleFile]) -> ast.RuleSet:
     return ast.RuleSet(files, tuple(campaigns), tuple(programs), tuple(channels))
 
 
+def too_large(display: str, size: int) -> Diagnostic:
+    return Diagnostic(
+        "error",
+        "file-too-large",
+        f"the file is {size:,} bytes, over the limit of 10 MB ({MAX_RULE_FILE_BYTES:,} bytes) for a rule file",
+        display,
+        1,
+        1,
+    )
+
+
 def _read(path: Path, display: str) -> tuple[str | None, Diagnostic | None]:
     try:
+        size = path.stat().st_size  # before reading: a file over the limit is never read
+        if size > MAX_RULE_FILE_BYTES:
+            return None, too_large(display, size)
         raw = path.read_bytes()
     except OSError as error:
         return None, Diagnostic("error", "unreadable-file", f"cannot read the file: {error.strerror}", display, 1, 1)

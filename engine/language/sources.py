@@ -90,7 +90,7 @@ def check_paths(
     An unchanged rule set is answered from the cache without parsing or checking again, as `ruff` does;
     only then are the parser, the AST and the checks imported.
     """
-    from engine.language.diagnostics import SourceCache
+    from engine.language.diagnostics import MAX_RULE_FILE_BYTES, SourceCache
 
     paths = list(paths)
     folder = cache_dir() if use_cache else None
@@ -103,6 +103,8 @@ def check_paths(
             raise RuleSetNotFound(f"{given}: no such file or directory")
         for file in iter_rule_files(path):
             try:
+                if file.stat().st_size > MAX_RULE_FILE_BYTES:  # refused by the loader, unread
+                    return _load(paths, catalog, use_cache)
                 files.append((str(file), file.read_bytes()))
             except OSError:
                 return _load(paths, catalog, use_cache)

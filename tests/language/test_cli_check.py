@@ -351,3 +351,90 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert f"{path}:2:13: error:" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+# ------------------------------------------------------------------------------ bounded input
+
+GOOD = 'campaign "Fine" {\n    trigger added to sfdc campaign "A"\n    flow { remove from sfdc campaign "A" }\n}\n'
+
+
+def test_a_rule_file_over_10_mb_is_refused_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.language.diagnostics import MAX_RULE_FILE_BYTES
+
+    assert MAX_RULE_FILE_BYTES == 10 * 1024 * 1024
+    big = tmp_path / "rules" / "big.campaign"
+    big.parent.mkdir()
+    with big.open("wb") as fh:  # sparse: MAX + 1 bytes without writing them
+        fh.truncate(MAX_RULE_FILE_BYTES + 1)
+    rule_file(tmp_path / "rules", GOOD, "good.campaign")
+    read: list[str] = []
+    original_bytes, original_text = Path.read_bytes, Path.read_text
+
+    def read_bytes(self: Path) -> bytes:
+        read.append(self.name)
+        return original_bytes(self)
+
+    def read_text(self: Path, *args: object, **kwargs: object) -> str:
+        read.append(self.name)
+        return original_text(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(Path, "read_text", read_text)
+    for args in ([str(tmp_path / "rules")], ["--no-cache", str(tmp_path / "rules")]):
+        result = run(*args)
+        assert result.exit_code == 1, result.output
+        assert_no_traceback(result)
+        assert f"{big}:1:1: error: the file is 10,485,761 bytes, over the limit of 10 MB (10,485,760 bytes)" in (
+            result.output
+        )
+        assert "see docs/errors.md#file-too-large" in result.output
+        assert "2 files checked: 1 error" in result.output
+    assert "big.campaign" not in read
+    assert "good.campaign" in read  # the rest is still checked
+
+
+def test_a_rule_file_at_10_mb_is_read(tmp_path: Path) -> None:
+    from engine.language.diagnostics import MAX_RULE_FILE_BYTES
+
+    text = GOOD + "#" * (MAX_RULE_FILE_BYTES - len(GOOD) - 1) + "\n"
+    result = run("--no-cache", str(rule_file(tmp_path, text)))
+    assert result.exit_code == 0, result.output[-500:]
+
+
+def test_stdin_over_10_mb_is_refused(tmp_path: Path) -> None:
+    from engine.language.diagnostics import MAX_RULE_FILE_BYTES
+
+    result = run("-", stdin=GOOD + "#" * MAX_RULE_FILE_BYTES)
+    assert result.exit_code == 2
+    assert "-: standard input is over the limit of 10 MB (10,485,760 bytes) for a rule file" in result.output
+    # bytes, not characters: 4 MB of 3-byte characters is over too
+    assert run("-", stdin=GOOD + "# " + "é" * (MAX_RULE_FILE_BYTES // 2)).exit_code == 2
+    assert run("-", stdin=GOOD).exit_code == 0
+    fmt = CliRunner().invoke(cli, ["fmt", "-"], input=GOOD + "#" * MAX_RULE_FILE_BYTES, catch_exceptions=False)
+    assert fmt.exit_code == 2 and "smartcampaign fmt: -: standard input is over the limit" in fmt.output
+
+
+def test_fmt_refuses_a_file_over_10_mb(tmp_path: Path) -> None:
+    from engine.language.diagnostics import MAX_RULE_FILE_BYTES
+
+    big = tmp_path / "big.campaign"
+    with big.open("wb") as fh:
+        fh.truncate(MAX_RULE_FILE_BYTES + 1)
+    result = CliRunner().invoke(cli, ["fmt", "--check", str(big)], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert f"{big}:1:1: error: the file is 10,485,761 bytes, over the limit" in result.output
+    assert big.stat().st_size == MAX_RULE_FILE_BYTES + 1
+
+
+def test_40000_nested_ifs_are_refused_by_check_at_their_place(tmp_path: Path) -> None:
+    step = 'add to sfdc campaign "C" with status "Sent"'
+    body = 'if member of sfdc campaign "B" {\n' * 40_000 + step + "\n" + "}\n" * 40_000
+    text = 'campaign "Deep" {\n    trigger added to sfdc campaign "A"\n    flow {\n' + body + "    }\n}\n"
+    result = run("--no-cache", str(rule_file(tmp_path, text)))
+    assert result.exit_code == 1
+    assert_no_traceback(result)
+    # the `{` of the 65th `if`, on line 3 + 65
+    assert (
+        f"{tmp_path / 'rules.campaign'}:68:32: error: this `{{` block nests more than 64 levels deep" in result.output
+    )
+    assert "1 file checked: 1 error, 0 warnings" in result.output

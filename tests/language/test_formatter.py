@@ -627,14 +627,21 @@ def test_format_result_is_frozen() -> None:
 
 
 def test_deep_nesting_never_raises() -> None:
+    # deeper than the language allows: refused where it passes the limit, never an exception
     deep_not = 'campaign "A" { filter ' + "not " * 3000 + 'member of sfdc campaign "B" }'
-    output = fmt(deep_not)
-    assert output.count("not ") == 3000
     deep_groups = 'campaign "A" { filter ' + f"({A} or " * 400 + B + ")" * 400 + " }"
-    assert fmt(fmt(deep_groups)) == fmt(deep_groups)
     deep_ifs = 'campaign "A" { flow { ' + f"if {A} {{ " * 2000 + "}" * 2000 + " } }"
-    result = format_text(deep_ifs)  # too deep for the printer: a diagnostic, not an exception
-    assert result.output is None or result.output.count("if ") == 2000
+    for text in (deep_not, deep_groups, deep_ifs):
+        result = format_text(text)
+        assert result.output is None
+        assert [d.code for d in result.diagnostics] == ["nested-too-deep"]
+    # as deep as it allows: printed, and printed again the same
+    deep_not = 'campaign "A" { filter ' + "not " * 64 + 'member of sfdc campaign "B" }'
+    assert fmt(deep_not).count("not ") == 64
+    deep_groups = 'campaign "A" { filter ' + f"({A} or " * 64 + B + ")" * 64 + " }"
+    assert fmt(fmt(deep_groups)) == fmt(deep_groups)
+    deep_ifs = 'campaign "A" { flow { ' + f"if {A} {{ " * 64 + "}" * 64 + " } }"
+    assert fmt(deep_ifs).count("if ") == 64
 
 
 # ------------------------------------------------------------------------------------------ format_rule_file

@@ -6,12 +6,16 @@ whitespace-separated tokens, insert random text or bytes, and truncate. Deep nes
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lang_helpers import conformance_rule_files, language_examples
 
-from engine.language.checks import Catalog, CatalogCampaign, check_rule_set
+from engine.language import ast
+from engine.language.checks import MAX_NESTING, Catalog, CatalogCampaign, check_rule_set
 from engine.language.diagnostics import Diagnostic, SourceCache, render_all
 from engine.language.loader import assemble, load_rule_set
 from engine.language.parser import parse_text
@@ -220,12 +224,14 @@ def test_500_levels_of_nesting(kind: str) -> None:
         assert any(d.is_error for d in diagnostics)
     else:
         # deeper than the language allows: one clear error, never an exception
-        wanted = ["nested-too-deep"] if kind in RECURSIVE_KINDS else []
+        wanted = ["nested-too-deep"] if kind in DEEP_KINDS else []
         assert [d.code for d in diagnostics if d.code not in CATALOG_CODES] == wanted
 
 
 # Kinds that build one AST level per source level (parentheses alone are transparent).
 RECURSIVE_KINDS = ["not", "not-parentheses", "and-or-parentheses", "if"]
+# Kinds that nest one level per source level: parentheses count too (the limit is in the text).
+DEEP_KINDS = ["parentheses", *RECURSIVE_KINDS]
 
 
 @pytest.mark.parametrize("kind", ["parentheses", "else-if", "unclosed-parentheses", "unclosed-if"])
@@ -243,7 +249,153 @@ def test_500_levels_of_nesting_with_the_parse_cache(kind: str) -> None:
     parse_text(nested(kind, 500), f"cached-{kind}.campaign", use_cache=True)
 
 
-@pytest.mark.parametrize("kind", ["parentheses", "else-if"])
-def test_5000_flat_levels_with_the_parse_cache(kind: str) -> None:
-    result = parse_text(nested(kind, 5000), f"cached-{kind}.campaign", use_cache=True)
+def test_5000_flat_levels_with_the_parse_cache() -> None:
+    result = parse_text(nested("else-if", 5000), "cached-else-if.campaign", use_cache=True)
     assert result.diagnostics == ()
+
+
+# ------------------------------------------------------------------------------ bounded nesting
+
+
+@pytest.mark.parametrize("kind", DEEP_KINDS)
+def test_as_deep_as_allowed_is_fine(kind: str) -> None:
+    diagnostics = outcome(nested(kind, MAX_NESTING // 2 if "not-" in kind else MAX_NESTING))
+    assert [d.code for d in diagnostics if d.code == "nested-too-deep"] == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "what"),
+    [("parentheses", "("), ("not", "not"), ("not-parentheses", "not"), ("and-or-parentheses", "("), ("if", "{")],
+)
+def test_one_level_too_deep_is_refused_where_it_passes_the_limit(kind: str, what: str) -> None:
+    text = nested(kind, MAX_NESTING + 1)
+    (too_deep,) = [d for d in outcome(text) if d.code == "nested-too-deep"]
+    line = text.splitlines()[too_deep.line - 1]
+    assert line[too_deep.column - 1 :].startswith(what)
+    # the level past the limit: as many levels before it as the limit allows
+    before = line[: too_deep.column - 1]
+    levels = {"(": before.count("("), "not": before.count("not "), "{": before.count("{") - 1}[what]
+    if kind == "not-parentheses":
+        levels = before.count("not ") + before.count("(")
+    assert levels == MAX_NESTING
+    assert f"more than {MAX_NESTING} levels deep" in too_deep.message
+
+
+def deep_ifs(depth: int) -> str:
+    """The file of the issue: `depth` nested `if` blocks in one flow, on one line."""
+    step = 'add to sfdc campaign "C" with status "Sent"'
+    body = 'if member of sfdc campaign "B" { ' * depth + step + " }" * depth
+    return 'campaign "Deep" { trigger added to sfdc campaign "A" flow { ' + body + " } }\n"
+
+
+def test_40000_nested_ifs_are_refused_at_the_first_if_past_the_limit() -> None:
+    text = deep_ifs(40_000)
+    diagnostics = outcome(text)
+    assert [(d.code, d.line) for d in diagnostics] == [("nested-too-deep", 1)]
+    column = diagnostics[0].column
+    assert text[column - 1] == "{"
+    assert text[: column - 1].count("if ") == MAX_NESTING + 1
+
+
+def test_the_rest_of_the_file_is_still_checked() -> None:
+    good = 'campaign "Fine" {\n    trigger added to sfdc campaign "A"\n    flow { remove from sfdc campaign "A" }\n}\n'
+    text = good + nested("not", 200) + good.replace("Fine", "Also fine") + nested("if", 300)
+    parsed = parse_text(text, "fuzz.campaign", use_cache=False)
+    assert [d.code for d in parsed.diagnostics] == ["nested-too-deep", "nested-too-deep"]
+    assert [d.line for d in parsed.diagnostics] == [7, 16]
+    assert [c.name for c in parsed.file.declarations if isinstance(c, ast.Campaign)] == ["Fine", "Also fine"]
+
+
+def test_not_in_and_string_lists_are_not_levels() -> None:
+    lists = " and ".join('member of sfdc campaign not in ("A", "B") with status not in ("C")' for _ in range(100))
+    text = 'campaign "Lists" {\n    trigger added to sfdc campaign "A"\n' + f"    filter {lists}\n"
+    text += "".join('    filter not member of sfdc campaign "A"\n' for _ in range(100)) + "}\n"
+    assert [d.code for d in outcome(text) if d.code == "nested-too-deep"] == []
+
+
+# ------------------------------------------------------- fuzz: the example rule files, mutated
+
+
+def example_rule_files() -> list[str]:
+    root = Path(__file__).resolve().parents[2]
+    paths = sorted(root.glob("examples/*/rules/**/*.campaign")) + sorted((root / "rules").glob("**/*.campaign"))
+    return [p.read_text(encoding="utf-8") for p in paths]
+
+
+EXAMPLES = example_rule_files() or [FALLBACK_SEED]
+
+BOUNDED = settings(
+    max_examples=120,
+    deadline=2000,  # ms per input: each must be answered in bounded time
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+OPENERS = ['if member of sfdc campaign "B" { ', "(", "not ", "not (", "{", 'else if member of sfdc campaign "B" { ']
+TOKEN_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"|\S+')
+
+
+@st.composite
+def example_mutations(draw: st.DrawFn) -> str:
+    text = draw(st.sampled_from(EXAMPLES))
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(["chars", "token", "deep", "repeat"]))
+        if op == "chars":  # insert, delete or duplicate a run of characters
+            at = draw(st.integers(0, len(text)))
+            end = draw(st.integers(at, min(len(text), at + 20)))
+            how = draw(st.sampled_from(["insert", "delete", "duplicate"]))
+            if how == "insert":
+                text = text[:at] + draw(st.text(max_size=8)) + text[at:]
+            elif how == "delete":
+                text = text[:at] + text[end:]
+            else:
+                text = text[:end] + text[at:end] + text[end:]
+        elif op == "token":  # delete, duplicate or move a token (strings are one token)
+            tokens = [m.span() for m in TOKEN_RE.finditer(text)]
+            if not tokens:
+                continue
+            start, end = draw(st.sampled_from(tokens))
+            piece = text[start:end]
+            how = draw(st.sampled_from(["delete", "duplicate", "move"]))
+            if how == "delete":
+                text = text[:start] + text[end:]
+            elif how == "duplicate":
+                text = text[:end] + " " + piece + text[end:]
+            else:
+                to = draw(st.integers(0, len(text)))
+                text = text[:to] + f" {piece} " + text[to:]
+        elif op == "deep":  # deep nesting, closed or not
+            at = draw(st.integers(0, len(text)))
+            depth = draw(st.integers(1, 5000))
+            opener = draw(st.sampled_from(OPENERS))
+            closer = {"{": "}", "(": ")"}.get(opener.strip()[-1], "")
+            closing = closer * depth if draw(st.booleans()) else ""
+            text = text[:at] + opener * depth + closing + text[at:]
+        else:  # huge repetition of a piece of the file
+            at = draw(st.integers(0, len(text)))
+            end = draw(st.integers(at, min(len(text), at + 200)))
+            text = text[:end] + text[at:end] * draw(st.integers(2, 2000)) + text[end:]
+    return text
+
+
+def assert_located(text: str) -> None:
+    """Parse, check and render as `check` does: OK or diagnostics at FILE:LINE:COL, never an exception."""
+    diagnostics = outcome(text)
+    lines = text.splitlines()
+    for diagnostic in diagnostics:
+        assert diagnostic.file == "fuzz.campaign"
+        assert 1 <= diagnostic.line <= max(1, len(lines) + 1), diagnostic.header()
+        assert diagnostic.column >= 1, diagnostic.header()
+        assert diagnostic.header().startswith(f"fuzz.campaign:{diagnostic.line}:{diagnostic.column}: ")
+        assert "internal error" not in diagnostic.message
+        assert "Traceback" not in diagnostic.message
+
+
+@BOUNDED
+@given(example_mutations())
+def test_mutated_example_files_give_located_diagnostics_in_bounded_time(text: str) -> None:
+    assert_located(text)
+
+
+@pytest.mark.parametrize("index", range(len(EXAMPLES)))
+def test_example_files_are_fine(index: int) -> None:
+    assert not any(d.is_error for d in parse_text(EXAMPLES[index], "example.campaign", use_cache=False).diagnostics)
