@@ -41,8 +41,8 @@ from engine.store.store import DEFAULT_URL, make_engine
 log = logging.getLogger("smartcampaign.service")
 
 SIGNATURE_HEADER = "X-Smartcampaign-Signature"
-MAX_BODY = 10 * 1024 * 1024
-MAX_EVENTS = 10_000
+MAX_BODY = 5 * 1024 * 1024  # bytes of a POST /events body: 413 past it, checked before the body is parsed
+MAX_EVENTS = 5_000  # events in one POST /events batch: 413 past it, counted before any event is validated
 
 
 class ServiceError(Exception):
@@ -518,10 +518,11 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
         """Takes one event or an array of events (REPLAY.md shape) into the durable inbox.
 
         202 once they are committed; 422 with the field errors when any event is not valid (none is taken);
+        413 for a body over 5 MB or a batch of more than 5,000 events (none is taken);
         401 without a valid bearer token (and signature, when one is configured).
         """
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        body = await _bounded_body(request)
+        if body is None:
             return JSONResponse({"detail": f"the body is larger than {MAX_BODY} bytes"}, status_code=413)
         if not service.authorized(request, body):
             return UNAUTHORIZED
@@ -530,6 +531,9 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             service.metrics.events_rejected.inc()
             return JSONResponse({"detail": [_error(None, [], f"not valid JSON: {error}", "json_invalid")]}, 422)
+        if isinstance(payload, list) and len(payload) > MAX_EVENTS:  # counted before any event is validated
+            service.metrics.events_rejected.inc()
+            return JSONResponse({"detail": f"at most {MAX_EVENTS} events a request, not {len(payload)}"}, 413)
         events, errors = await run_in_threadpool(service.validate, payload)
         if errors:
             service.metrics.events_rejected.inc()
@@ -674,6 +678,22 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
 
     install_console(app, service)  # the operator console: / and /console/...
     return app
+
+
+async def _bounded_body(request: Request) -> bytes | None:
+    """The request body, or None when it is over MAX_BODY: a Content-Length over it is refused before anything
+    is read, and a body without one (chunked) is read only until it passes the limit."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > MAX_BODY:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _token_only(service: Service, request: Request) -> bool:

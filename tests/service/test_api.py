@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import time
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from service_helpers import RULES, WORLD, query, wait_until
 
-from engine.service.app import SIGNATURE_HEADER, Service, ServiceConfig, create_app, sign
+from engine.service.app import MAX_BODY, MAX_EVENTS, SIGNATURE_HEADER, Service, ServiceConfig, create_app, sign
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's TestClient on httpx
@@ -191,3 +192,80 @@ def test_watch_reloads_changed_rule_files(tmp_path: Path) -> None:
         (rules / "extra.campaign").write_text('campaign "Extra" {\n    trigger added to\n}\n')
         time.sleep(2.0)
         assert [c["name"] for c in client.get("/campaigns", headers=AUTH).json()["campaigns"]] == names
+
+
+# ------------------------------------------------------------------------------ bounded input
+
+
+def test_a_body_over_5_mb_gets_413_before_it_is_read(api: tuple[TestClient, Service, str]) -> None:
+    client, _service, url = api
+    assert MAX_BODY == 5 * 1024 * 1024
+    pulled: list[int] = []
+
+    def body(size: int) -> Iterator[bytes]:
+        chunk = b" " * 65536
+        for _ in range(0, size, len(chunk)):
+            pulled.append(len(chunk))
+            yield chunk
+
+    # a Content-Length over the limit: refused before a byte of the body is read
+    headers = {**AUTH, "Content-Length": str(MAX_BODY + 1)}
+    answer = client.post("/events", content=body(MAX_BODY + 65536), headers=headers)
+    assert answer.status_code == 413
+    assert "larger than" in answer.json()["detail"]
+    assert sum(pulled) <= 65536
+    # no Content-Length (chunked): 413 (the test client buffers such a body; the read is tested below)
+    answer = client.post("/events", content=body(2 * MAX_BODY), headers=AUTH)
+    assert answer.status_code == 413
+    # a plain body one byte over, and one at the limit (parsed: the padding is JSON whitespace)
+    event = json.dumps(signup("ann@example.com")).encode()
+    assert client.post("/events", content=event + b" " * (MAX_BODY + 1 - len(event)), headers=AUTH).status_code == 413
+    at_limit = client.post("/events", content=event + b" " * (MAX_BODY - len(event)), headers=AUTH)
+    assert at_limit.status_code == 202
+    assert inbox_count(url) == 1
+
+
+def test_a_batch_of_more_than_5000_events_gets_413_before_validation(
+    api: tuple[TestClient, Service, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, service, url = api
+    assert MAX_EVENTS == 5_000
+    validated: list[int] = []
+    validate = service.validate
+    monkeypatch.setattr(service, "validate", lambda payload: validated.append(1) or validate(payload))
+    too_many = [signup(f"p{i}@example.com") for i in range(MAX_EVENTS + 1)]
+    answer = client.post("/events", json=too_many, headers=AUTH)
+    assert answer.status_code == 413
+    assert answer.json()["detail"] == f"at most {MAX_EVENTS} events a request, not {MAX_EVENTS + 1}"
+    assert validated == []  # refused before any event was validated
+    # not valid events either: still 413, by count
+    assert client.post("/events", json=[{"x": 1}] * (MAX_EVENTS + 1), headers=AUTH).status_code == 413
+    assert validated == []
+    assert inbox_count(url) == 0
+    answer = client.post("/events", json=too_many[:MAX_EVENTS], headers=AUTH)
+    assert answer.status_code == 202 and answer.json()["accepted"] == MAX_EVENTS
+    assert validated == [1]
+
+
+def test_a_chunked_body_is_read_only_until_it_passes_the_limit() -> None:
+    from starlette.requests import Request
+
+    from engine.service.app import _bounded_body
+
+    received: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        received.append(65536)
+        return {"type": "http.request", "body": b" " * 65536, "more_body": sum(received) < 4 * MAX_BODY}
+
+    def request(headers: list[tuple[bytes, bytes]]) -> Request:
+        return Request({"type": "http", "method": "POST", "path": "/events", "headers": headers}, receive)
+
+    assert asyncio.run(_bounded_body(request([(b"transfer-encoding", b"chunked")]))) is None
+    assert MAX_BODY < sum(received) <= MAX_BODY + 65536  # stopped at the first chunk past the limit
+    received.clear()
+    assert asyncio.run(_bounded_body(request([(b"content-length", str(MAX_BODY + 1).encode())]))) is None
+    assert received == []  # a declared length over the limit: nothing read
+    received.clear()
+    body = asyncio.run(_bounded_body(request([(b"content-length", str(MAX_BODY).encode())])))
+    assert body is None and sum(received) == MAX_BODY + 65536  # a lying Content-Length is still capped
