@@ -9,7 +9,9 @@ if / else if / else choice with a step in every branch, plus a wait), then times
 - library, cached: the same call in this process with the same, now filled, cache folder (best of 5);
 - the whole command, cold and cached: wall time of `smartcampaign check FOLDER` as a new process (startup and
   imports included), first with an empty cache folder, then again with the cache that run filled; the median of
-  CLI_RUNS such pairs, each with a new cache folder. The same for `smartcampaign check examples/*/rules`.
+  CLI_RUNS such pairs, each with a new cache folder. The same for `smartcampaign check examples/*/rules`;
+- bounded input: `smartcampaign check` (a new process, a new cache folder) on one file of 40,000 nested `if`
+  blocks, refused with `nested-too-deep`; the median of CLI_RUNS runs.
 
 Run with `.venv/bin/python bench/parse.py` from the project root. Standard library and the project only.
 """
@@ -33,6 +35,8 @@ CACHED_GOAL_S = 0.2
 CLI_COLD_GOAL_S = 1.0  # the whole `smartcampaign check` command, a new process, nothing cached
 CLI_CACHED_GOAL_S = 0.25  # the same command again over the unchanged rule set
 CLI_RUNS = 3
+DEEP_LEVELS = 40_000
+DEEP_GOAL_S = 0.5  # the whole command refuses the 40,000-deep file
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 WARM_RUNS = 5
 WARM_BUDGET_S = 30.0  # keeps the whole benchmark near a minute even when loading is slow
@@ -225,6 +229,26 @@ def cli_runs(paths: list[Path], caches: Path, runs: int) -> tuple[list[float], l
     return cold, cached, summary
 
 
+def deep_file(folder: Path, levels: int) -> Path:
+    """One campaign whose flow nests `levels` `if` blocks, on one line."""
+    body = 'if member of sfdc campaign "B" { ' * levels + 'add to sfdc campaign "C" with status "Sent" ' + "} " * levels
+    path = folder / "deep.campaign"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'campaign "Deep" {{ trigger added to sfdc campaign "A" flow {{ {body}}} }}\n', encoding="utf-8")
+    return path
+
+
+def deep_runs(path: Path, caches: Path, runs: int) -> list[float]:
+    """Whole-command runs on the deep file, each with a new cache folder; exits unless each is refused."""
+    times = []
+    for run in range(runs):
+        seconds, proc = cli_run([path], caches / f"deep-{run}")
+        if proc.returncode != 1 or "nested-too-deep" not in proc.stderr:
+            sys.exit(f"the {DEEP_LEVELS:,}-deep file was not refused (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+        times.append(seconds)
+    return times
+
+
 # ------------------------------------------------------------------------------------------ report
 
 
@@ -286,6 +310,8 @@ def main() -> int:
             cli_runs(examples, work / "cache-examples", CLI_RUNS) if examples else ([], [], "")
         )
 
+        deep = deep_runs(deep_file(work / "deep", DEEP_LEVELS), work / "cache-deep", CLI_RUNS)
+
         campaigns = args.campaigns
         whole = f"smartcampaign check, %s (wall, median of {CLI_RUNS})"
         print(f"{'scenario':<{WIDTH}} {'seconds':>9} {'campaigns/s':>13}   {'goal':<12} result")
@@ -299,6 +325,15 @@ def main() -> int:
             print(f"examples/*/rules ({len(examples)} rule sets, the same command):")
             print(row(whole % "cold", statistics.median(example_cold), None, CLI_COLD_GOAL_S))
             print(row(whole % "cached", statistics.median(example_cached), None, CLI_CACHED_GOAL_S))
+        print("bounded input (the same command):")
+        print(
+            row(
+                f"{DEEP_LEVELS:,}-deep nesting refused (median of {CLI_RUNS})",
+                statistics.median(deep),
+                None,
+                DEEP_GOAL_S,
+            )
+        )
         print()
         print(f"cold process: importing engine.language.loader took {cold['import_s']:.3f} s (not in the cold figure)")
         cached_times = ", ".join(f"{run['load_s']:.3f}" for run in warm_all)
@@ -317,6 +352,7 @@ def main() -> int:
         print(f"whole runs:   cold {seconds_list(cli_cold)}; cached {seconds_list(cli_cached)}")
         if examples:
             print(f"examples:     cold {seconds_list(example_cold)}; cached {seconds_list(example_cached)}")
+        print(f"deep nesting: {seconds_list(deep)}")
         print(f"cli summary:  {cli_summary}")
         return 0
     finally:
