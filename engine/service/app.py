@@ -495,11 +495,8 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
     app.openapi = custom_openapi  # type: ignore[method-assign]
 
     def operator(request: Request) -> bool:
-        """The bearer token, or a signed-in console session."""
-        if _token_only(service, request):
-            return True
-        console = getattr(app.state, "console", None)
-        return console is not None and console.auth.session(request) is not None
+        """The bearer token, or a signed-in console session (the console's own check: one place decides)."""
+        return bool(app.state.console.who(request))
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_json(request: Request) -> Response:
@@ -694,12 +691,3 @@ async def _bounded_body(request: Request) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _token_only(service: Service, request: Request) -> bool:
-    """Reads need the bearer token only (there is no body to sign)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode(), (service.config.token or "").encode()
-    )

@@ -36,6 +36,17 @@ def leads(sf: Any, emails: list[str]) -> None:
         sf.restful("composite/sobjects", method="POST", json={"allOrNone": True, "records": records})
 
 
+def signup_org(org: RunningEmulator, url: str, emails: list[str]) -> tuple[Any, str]:
+    """The emulator with "Nurture" and "Signups", `emails` as Leads, and a store that knows its catalog; returns
+    the client and Nurture's id."""
+    sf = org.client()
+    nurture = make_campaign(sf, "Nurture", ["Queued", "Active"])
+    make_campaign(sf, "Signups", ["Signed Up"])
+    leads(sf, emails)
+    prepare(org, url)
+    return sf, nurture
+
+
 def sent(url: str) -> int:
     return int(query(url, "SELECT COUNT(*) FROM service_outbox WHERE sent_at IS NOT NULL")[0][0])
 
@@ -65,12 +76,8 @@ class Running:
 
 
 def test_slow_writes_deepen_the_outbox_and_never_stop_the_interpreter(org: RunningEmulator, pg_url: str) -> None:
-    sf = org.client()
-    nurture = make_campaign(sf, "Nurture", ["Queued", "Active"])
-    make_campaign(sf, "Signups", ["Signed Up"])
     emails = [f"slow{n:04d}@example.com" for n in range(600)]
-    leads(sf, emails)
-    prepare(org, pg_url)
+    sf, nurture = signup_org(org, pg_url, emails)
     org.set_faults(latency_ms=1500, endpoints=["composite"])
     before = org.stats()["calls"]
     put(pg_url, signups(emails))
@@ -89,12 +96,8 @@ def test_slow_writes_deepen_the_outbox_and_never_stop_the_interpreter(org: Runni
 
 
 def test_5xx_and_a_spent_quota_keep_the_work_queued(org: RunningEmulator, pg_url: str) -> None:
-    sf = org.client()
-    nurture = make_campaign(sf, "Nurture", ["Queued", "Active"])
-    make_campaign(sf, "Signups", ["Signed Up"])
     emails = [f"flaky{n:03d}@example.com" for n in range(250)]
-    leads(sf, emails)
-    prepare(org, pg_url)
+    sf, nurture = signup_org(org, pg_url, emails)
     put(pg_url, signups(emails[:150]))
     org.set_faults(error_rate=0.6, error_statuses=[500, 503], endpoints=["composite"], seed=5)
     with Running(pg_url, org, max_backoff=0.5):
@@ -116,12 +119,8 @@ def test_5xx_and_a_spent_quota_keep_the_work_queued(org: RunningEmulator, pg_url
 
 
 def test_429_too_many_requests_is_retried_with_backoff_and_nothing_is_lost(org: RunningEmulator, pg_url: str) -> None:
-    sf = org.client()
-    nurture = make_campaign(sf, "Nurture", ["Queued", "Active"])
-    make_campaign(sf, "Signups", ["Signed Up"])
     emails = [f"busy{n:03d}@example.com" for n in range(220)]
-    leads(sf, emails)
-    prepare(org, pg_url)
+    sf, nurture = signup_org(org, pg_url, emails)
     put(pg_url, signups(emails))
     # the next 5 calls (the lookup, then the writes) are answered 429 "too many requests"
     org.set_faults(error_rate=1.0, error_statuses=[429], error_limit=5)
@@ -135,12 +134,8 @@ def test_429_too_many_requests_is_retried_with_backoff_and_nothing_is_lost(org: 
 
 
 def test_a_refused_record_is_its_own_outcome_and_status_reports_it(org: RunningEmulator, pg_url: str) -> None:
-    sf = org.client()
-    nurture = make_campaign(sf, "Nurture", ["Queued", "Active"])
-    make_campaign(sf, "Signups", ["Signed Up"])
     emails = [f"mixed{n:03d}@example.com" for n in range(40)]
-    leads(sf, emails)
-    prepare(org, pg_url)
+    sf, nurture = signup_org(org, pg_url, emails)
     put(pg_url, signups(emails))
     # the interpreter answers optimistically; then a Lead is deleted in Salesforce before its add is sent
     gone = sf.query(f"SELECT Id FROM Lead WHERE Email = '{emails[7]}'")["records"][0]["Id"]
