@@ -3,7 +3,7 @@
 Every scenario runs in a fresh Python process on a fresh SQLite file store (in a temporary folder), seeded
 directly (not timed) with a catalog of SFDC campaigns, 100,000 persons (all Leads in Salesforce) and their
 memberships; the rule set is generated as text and loaded with `load_rule_set`. Then the events go one by one
-through `engine.runtime.replay.process_event`, with a `store.commit()` every 1,000 events; only that is timed
+through `engine.replay.run.process_event`, with a `store.commit()` every 1,000 events; only that is timed
 (perf_counter; building the Event objects is not). Each event is an `added_to_sfdc_campaign` observation of
 a distinct person, so each is a real change that fires triggers.
 
@@ -185,6 +185,7 @@ class Runner:
         from engine.language.loader import load_rule_set
         from engine.runtime.interpreter import Interpreter, keep_out_of_gc
         from engine.store.store import Store
+        from engine.sync.programs import program_sync
 
         self.spec = spec
         self.out: dict[str, Any] = {"name": spec.name, "events": spec.events}
@@ -203,7 +204,7 @@ class Runner:
         self.out["rss_seeded_mb"] = rss_mb()
 
         keep_out_of_gc()  # as the replay command and service workers do before a long run
-        self.interp = Interpreter(loaded.rule_set, self.store, LocalOrg(self.store))
+        self.interp = Interpreter(loaded.rule_set, self.store, LocalOrg(self.store), program_sync=program_sync())
         self.begin = datetime.fromisoformat(START)
         self.interp.set_clock(self.begin.timestamp())
         self.interp.programs.link_all()
@@ -223,7 +224,7 @@ class Runner:
         from datetime import timedelta
 
         from engine.model.events import Event
-        from engine.runtime.replay import ReplayInputEvent, process_event
+        from engine.replay.run import ReplayInputEvent, process_event
 
         spec = self.spec
         items = [

@@ -44,7 +44,7 @@ BATCH = 200
 
 def serve(folder: str, ready: Any, stop: Any) -> None:
     """The emulator process: starts, reports (port, CA file), serves until told to stop."""
-    from engine.crm.emulator.testing import RunningEmulator
+    from engine.emulator.testing import RunningEmulator
 
     with RunningEmulator(folder, token=TOKEN, quota=10_000_000) as org:
         ready.put((org.instance_url, org.ca_file))

@@ -469,7 +469,7 @@ def seed(url: str, work: Path) -> None:
     from engine.crm.local import LocalOrg
     from engine.language.loader import load_rule_set
     from engine.model.loading import load_world
-    from engine.runtime.replay import seed_world
+    from engine.replay.run import seed_world
     from engine.service.schema import prepare_database
     from engine.store.store import Store
 
@@ -633,7 +633,7 @@ def main() -> None:
               flush=True)  # fmt: skip
 
     if args.only in (None, "p7"):
-        from engine.crm.emulator.testing import RunningEmulator
+        from engine.emulator.testing import RunningEmulator
 
         show("P7 push, local org", p7_push_local(work, 60 if quick else 200), "p95 < 1 s")
         with RunningEmulator(work / "emulator") as org:
@@ -642,7 +642,7 @@ def main() -> None:
             values = p7_poll(work, org, 10 if quick else 40, 6.0 if quick else 40.0, interval)
             show(f"P7 poll, {interval:g} s interval (emulator)", values, "p95 < 20 s")
     if args.only in (None, "batched", "kill9"):
-        from engine.crm.emulator.testing import RunningEmulator
+        from engine.emulator.testing import RunningEmulator
 
         with RunningEmulator(work / "emulator-batched") as org:
             if args.only in (None, "batched"):

@@ -39,15 +39,16 @@ from typing import Any
 from simple_salesforce.api import Salesforce
 from simple_salesforce.format import format_soql
 
-from engine.crm.emulator.testing import RunningEmulator
 from engine.crm.outbox import BatchingCrm
-from engine.crm.protocol import CrmAdapter
 from engine.crm.salesforce import SalesforceAdapter
+from engine.emulator.testing import RunningEmulator
 from engine.language import ast
 from engine.language.loader import load_rule_set
 from engine.model.settings import SalesforceSettings
+from engine.runtime.adapter import CrmAdapter
 from engine.runtime.interpreter import Interpreter
 from engine.store.store import Person, Store
+from engine.sync.programs import program_sync
 
 ACTIONS = 1_000
 FLUSH_EVERY = 1_000
@@ -267,7 +268,7 @@ def run(emulator: RunningEmulator, scenario: Scenario, rule_set: ast.RuleSet, ba
     adapter = SalesforceAdapter(settings)
     counter = ActionCounter()
     crm: CrmAdapter = BatchingCrm(adapter, world.store) if batched else adapter
-    interpreter = Interpreter(rule_set, world.store, crm, recorder=counter)
+    interpreter = Interpreter(rule_set, world.store, crm, recorder=counter, program_sync=program_sync())
     webinar = world.store.campaign_by_name("Webinar")
     assert webinar is not None
     result = Run()

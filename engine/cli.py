@@ -33,7 +33,7 @@ def _catalog_from_world(path: str) -> Any:
 # modules (FastAPI, SQLAlchemy, simple-salesforce, rich, pydantic) are imported only when one of them runs or
 # a listing needs its help, so that `check`, `fmt` and `replay` start fast.
 _OPTIONAL_COMMANDS: dict[str, tuple[str, str]] = {
-    "emulator": ("engine.crm.emulator.cli", "emulator_command"),
+    "emulator": ("engine.emulator.cli", "emulator_command"),
     "sync": ("engine.cli_salesforce", "sync_command"),
     "doctor": ("engine.cli_salesforce", "doctor_command"),
     "serve": ("engine.service.cli", "serve_command"),
@@ -252,7 +252,7 @@ def _replay_inputs(command: str, rules: str, world_path: str | None, events_path
     from engine.language.diagnostics import render_all
     from engine.language.loader import RuleSetNotFound, load_rule_set
     from engine.model.loading import InputError, load_events, load_world
-    from engine.runtime.replay import ReplayInputEvent
+    from engine.replay.run import ReplayInputEvent
 
     if world_path == "-" and events_path == "-":
         _err(f"smartcampaign {command}: --world and --events cannot both be - (standard input)")
@@ -317,9 +317,9 @@ def replay(
     """
     from engine.model.loading import InputError
     from engine.model.world import as_utc
+    from engine.replay.run import ReplayOptions
+    from engine.replay.run import replay as run_replay
     from engine.runtime.interpreter import keep_out_of_gc
-    from engine.runtime.replay import ReplayOptions
-    from engine.runtime.replay import replay as run_replay
 
     rule_set, world, events = _replay_inputs("replay", rules, world_path, events_path)
     keep_out_of_gc()
@@ -387,10 +387,10 @@ def explain(
       smartcampaign explain rules/ --world world.json --events events.jsonl --campaign "Webinar follow-up"
       smartcampaign explain rules/ --world world.json --events events.jsonl --format json
     """
+    from engine.explain import explain as run_explain
+    from engine.explain import render_text
     from engine.model.loading import InputError
     from engine.model.world import as_utc
-    from engine.runtime.explain import explain as run_explain
-    from engine.runtime.explain import render_text
 
     rule_set, world, events = _replay_inputs("explain", rules, world_path, events_path)
     try:

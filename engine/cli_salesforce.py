@@ -256,13 +256,14 @@ def _sync(
         interpreter = None
         if rule_set is not None:
             from engine.runtime.interpreter import Interpreter
+            from engine.sync.programs import program_sync
 
             interpreter = Interpreter(
                 rule_set,
                 store,
                 adapter,
                 max_depth=engine.max_depth,
-                sync_disabled=frozenset(engine.sync_disabled_programs),
+                program_sync=program_sync(disabled=frozenset(engine.sync_disabled_programs)),
             )
         poller = Poller(adapter, store, interpreter, overlap_seconds=overlap)
         while True:

@@ -309,7 +309,6 @@ def _program_statuses(adapter: SalesforceAdapter, rule_set: ast.RuleSet, engine_
 def _program_campaign(adapter: SalesforceAdapter, rule_set: ast.RuleSet, program: ast.Program) -> tuple[str, str, str]:
     """(problem, fix, "") when `program` cannot sync with its campaign, else ("", "", what passed)."""
     from engine.language.checks import status_mismatch
-    from engine.sync.programs import ordered_statuses
 
     ref = program.sync_with
     assert ref is not None
@@ -336,7 +335,7 @@ def _program_campaign(adapter: SalesforceAdapter, rule_set: ast.RuleSet, program
         "SELECT Label, SortOrder FROM CampaignMemberStatus WHERE CampaignId = {cid} ORDER BY SortOrder", cid=campaign_id
     )
     labels = tuple(str(row["Label"]) for row in adapter.query_all(soql))
-    wanted = tuple(status.name for status in ordered_statuses(channel))
+    wanted = tuple(status.name for status in channel.ordered_statuses())
     mismatch = status_mismatch(program.name, campaign_name, wanted, labels)
     if mismatch is None:
         return "", "", f'"{program.name}" and "{campaign_name}" have the same statuses'

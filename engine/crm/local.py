@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.crm import protocol as p
+from engine.runtime import adapter as p
 from engine.store.store import Store
 
 LEAD_PREFIX = "00Q"

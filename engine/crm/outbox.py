@@ -15,8 +15,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from engine.crm import protocol as p
-from engine.crm.protocol import CrmAdapter
+from engine.runtime import adapter as p
+from engine.runtime.adapter import CrmAdapter
 from engine.store.store import Store
 
 log = logging.getLogger("smartcampaign.outbox")

@@ -38,8 +38,8 @@ from simple_salesforce.exceptions import (
 from simple_salesforce.format import format_soql
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from engine.crm import protocol as p
 from engine.model.settings import SalesforceSettings
+from engine.runtime import adapter as p
 
 log = logging.getLogger("smartcampaign.salesforce")
 

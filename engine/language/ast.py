@@ -250,6 +250,10 @@ class Channel:
     def status_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.statuses)
 
+    def ordered_statuses(self) -> list[ChannelStatus]:
+        """Statuses by step (declaration order within a step): the first is a synced campaign's default."""
+        return sorted(self.statuses, key=lambda s: s.step)
+
 
 @dataclass(frozen=True, slots=True)
 class ProgramCost:

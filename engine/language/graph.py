@@ -133,7 +133,7 @@ def _ref_names(ref: ast.CampaignRef) -> list[str]:
 
 
 def _status_words(trigger: ast.Trigger) -> str:
-    from engine.runtime.describe import describe_match
+    from engine.language.describe import describe_match
 
     parts = []
     if trigger.status is not None:

@@ -175,30 +175,3 @@ def evaluate(expr: ast.FilterExpr, ctx: FilterContext) -> bool:
     if isinstance(expr, ast.And):
         return all(evaluate(operand, ctx) for operand in expr.operands)
     return any(evaluate(operand, ctx) for operand in expr.operands)
-
-
-def describe(expr: ast.FilterExpr) -> str:
-    """A filter expression in the rule language's own words (for step details and explain)."""
-    if isinstance(expr, ast.MembershipFilter):
-        text = f"member of {expr.campaign.describe()}"
-        return text + _status(expr.status)
-    if isinstance(expr, ast.ProgramMembershipFilter):
-        return f'member of program "{expr.program}"' + _status(expr.status)
-    if isinstance(expr, ast.Not):
-        inner = describe(expr.operand)
-        return f"not ({inner})" if isinstance(expr.operand, (ast.And, ast.Or)) else f"not {inner}"
-    joiner = " and " if isinstance(expr, ast.And) else " or "
-    parts = [
-        f"({describe(op)})" if isinstance(op, (ast.And, ast.Or)) and type(op) is not type(expr) else describe(op)
-        for op in expr.operands
-    ]
-    return joiner.join(parts)
-
-
-def _status(match: ast.StatusMatch | None) -> str:
-    if match is None:
-        return ""
-    if match.kind == "is":
-        return f' with status "{match.values[0]}"'
-    listed = ", ".join(f'"{v}"' for v in match.values)
-    return f" with status {'not in' if match.kind == 'not_in' else 'in'} ({listed})"

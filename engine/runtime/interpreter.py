@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from engine.crm import protocol as p
-from engine.crm.protocol import CrmAdapter
 from engine.language import ast
-from engine.runtime.filters import Compiled, FilterContext, compile_filters, describe, evaluate, pass_all
+from engine.language.describe import describe_filter
+from engine.runtime import adapter as p
+from engine.runtime.adapter import CrmAdapter
+from engine.runtime.filters import Compiled, FilterContext, compile_filters, evaluate, pass_all
+from engine.runtime.programs import NoProgramSync, ProgramSyncFactory, ProgramSyncHook, change_program_status
 from engine.runtime.triggers import Candidate, Change, TriggerIndex
 from engine.store.store import CampaignInfo, Continuation, Person, Store
 
@@ -98,12 +100,9 @@ class Interpreter:
         *,
         recorder: Recorder | None = None,
         max_depth: int = DEFAULT_MAX_DEPTH,
-        program_sync: bool = True,
-        sync_disabled: frozenset[str] = frozenset(),
+        program_sync: ProgramSyncFactory | None = None,
         tracer: Tracer | None = None,
     ) -> None:
-        from engine.sync.programs import ProgramSync
-
         self.rules = rule_set
         self.store = store
         self.crm = crm
@@ -114,7 +113,7 @@ class Interpreter:
         self.queue: deque[Change] = deque()
         self.clock = 0.0
         self.tracer = tracer
-        self.programs = ProgramSync(self, enabled=program_sync, disabled=sync_disabled)
+        self.programs: ProgramSyncHook = program_sync(self) if program_sync is not None else NoProgramSync()
         self._compiled_filters: dict[str, Compiled] = {}
         self._compiled_version = -1
         if tracer is not None:
@@ -329,7 +328,7 @@ class Interpreter:
                     self.tracer.event("choice_condition", run=ctx, branch=number, expr=branch.condition, value=value)
                 if not value:
                     continue
-                detail = ("if " if number == 0 else "else if ") + describe(branch.condition)
+                detail = ("if " if number == 0 else "else if ") + describe_filter(branch.condition)
             self._record(ctx, {"action": "choice", "outcome": "done", "detail": detail, "branch": number + 1})
             if self.tracer:
                 self.tracer.event("choice", run=ctx, choice=choice, branch=number)
@@ -345,7 +344,7 @@ class Interpreter:
 
     def _act(self, ctx: RunContext, step: ast.FlowStep) -> StepOutcome:
         if isinstance(step, ast.ChangeProgramStatus):
-            outcome = self.programs.flow_change(ctx, step)
+            outcome = change_program_status(self, ctx, step)
             self._record(
                 ctx,
                 {

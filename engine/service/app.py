@@ -272,7 +272,7 @@ class Service:
     def _seed_world(self, path: str) -> None:
         from engine.crm.local import LocalOrg
         from engine.model.loading import InputError, load_world
-        from engine.runtime.replay import seed_world
+        from engine.replay.run import seed_world
         from engine.store.store import Store
 
         try:
@@ -582,7 +582,7 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
         """Each smart campaign: active, triggers, runs, last run."""
         if not operator(request):
             return UNAUTHORIZED
-        from engine.runtime.describe import describe_trigger
+        from engine.language.describe import describe_trigger
 
         assert service.db is not None
         with service.db.connect() as conn:
@@ -671,7 +671,7 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
         payload = {"ok": result.ok, "version": result.version, "campaigns": result.campaigns, "errors": result.errors}
         return JSONResponse(payload, status_code=200 if result.ok else 422)
 
-    from engine.console.router import install_console
+    from engine.service.console.router import install_console
 
     install_console(app, service)  # the operator console: / and /console/...
     return app

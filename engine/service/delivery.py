@@ -26,8 +26,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from engine.crm import protocol as p
 from engine.crm.salesforce import SalesforceUnavailable
+from engine.runtime import adapter as p
 from engine.runtime.interpreter import ACTIVITY_ADD, ACTIVITY_CHANGE, ACTIVITY_REMOVE, ACTIVITY_SYNC_LEAD
 from engine.service import queue
 from engine.service.metrics import ServiceMetrics

@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text, text
 from sqlalchemy.engine import Connection, Engine
 
-from engine.crm import protocol as p
 from engine.model.events import Event
+from engine.runtime import adapter as p
 from engine.store.store import Store
 
 service_metadata = MetaData()

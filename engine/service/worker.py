@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.crm.local import LocalOrg
-from engine.crm.protocol import CrmAdapter
 from engine.model.loading import InputError
 from engine.model.settings import EngineSettings, SalesforceSettings
+from engine.replay.run import ReplayInputEvent, process_event, validate_events
+from engine.runtime.adapter import CrmAdapter
 from engine.runtime.interpreter import Interpreter, keep_out_of_gc
-from engine.runtime.replay import ReplayInputEvent, process_event, validate_events
 from engine.service import queue
 from engine.service.delivery import OutboxCrm, calls_since, record_api_calls
 from engine.service.flusher import FlushOptions, OutboxFlusher
@@ -36,6 +36,7 @@ from engine.service.metrics import MetricsRecorder, ServiceMetrics
 from engine.service.poller import MIRROR_VERSION
 from engine.service.rules import RuleBook
 from engine.store.store import Continuation, Store
+from engine.sync.programs import program_sync
 
 log = logging.getLogger("smartcampaign.service")
 
@@ -198,8 +199,9 @@ class Worker:
                 self.crm,
                 recorder=self.recorder,
                 max_depth=engine.max_depth,
-                program_sync=engine.campaign_sync,
-                sync_disabled=frozenset(engine.sync_disabled_programs),
+                program_sync=program_sync(
+                    enabled=engine.campaign_sync, disabled=frozenset(engine.sync_disabled_programs)
+                ),
             )
             self._link(interp)
             self.interp = interp

@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.crm import protocol as p
 from engine.language import ast
 from engine.language.checks import status_mismatch
+from engine.runtime import adapter as p
+from engine.runtime.programs import ProgramSyncFactory
 from engine.runtime.triggers import Change
 
 if TYPE_CHECKING:
-    from engine.runtime.interpreter import Interpreter, RunContext, StepOutcome
+    from engine.runtime.interpreter import Interpreter
 
 
 @dataclass
@@ -25,11 +26,6 @@ class Link:
     program: ast.Program
     channel: ast.Channel
     campaign_id: int
-
-
-def ordered_statuses(channel: ast.Channel) -> list[ast.ChannelStatus]:
-    """Channel statuses by step (declaration order within a step): the first is the campaign's default."""
-    return sorted(channel.statuses, key=lambda s: s.step)
 
 
 class ProgramSync:
@@ -68,7 +64,7 @@ class ProgramSync:
         campaign = interp.resolve(program.sync_with)
         if campaign is None:
             return f'program "{program.name}" cannot sync: no {program.sync_with.describe()}'
-        wanted = [s.name for s in ordered_statuses(channel)]
+        wanted = [s.name for s in channel.ordered_statuses()]
         if set(wanted) != set(campaign.statuses):
             if store.member_count(campaign.id) > 0:
                 return status_mismatch(program.name, campaign.name, tuple(wanted), campaign.statuses)
@@ -199,53 +195,11 @@ class ProgramSync:
             )
         )
 
-    # ------------------------------------------------------------------------------ flow action
-    def flow_change(self, ctx: RunContext, step: ast.ChangeProgramStatus) -> StepOutcome:
-        from engine.runtime.interpreter import StepOutcome
 
-        interp = self.interp
-        program = interp.rules.program(step.program)
-        channel = interp.rules.channel(program.channel or "") if program else None
-        if program is None or channel is None:
-            return StepOutcome("error", f'unknown program "{step.program}"')
-        target = channel.status(step.status)
-        if target is None:
-            return StepOutcome(
-                "error",
-                f'"{step.status}" is not a status of channel "{channel.name}" ({", ".join(channel.status_names)})',
-            )
-        pid = interp.store.program_id(program.name)
-        current = interp.store.program_status(ctx.person.id, pid)
-        current_name = current or ast.NOT_IN_PROGRAM
-        if current_name == step.status:
-            return StepOutcome("skipped", f'already has status "{step.status}"')
-        current_step = channel.status(current_name)
-        if current_step is not None and target.step < current_step.step:
-            return StepOutcome(
-                "skipped",
-                f'cannot move backward from "{current_name}" (step {current_step.step}) '
-                f'to "{step.status}" (step {target.step})',
-            )
-        new_status = None if step.status == ast.NOT_IN_PROGRAM else step.status
-        interp.store.set_program_status(ctx.person.id, pid, new_status, interp.clock)
-        interp.log_activity(
-            ctx.person,
-            "Change Status in Progression",
-            smart_campaign=ctx.campaign.name,
-            target=program.name,
-            status=step.status,
-            origin="flow",
-        )
-        change = Change(
-            "program_status_changed",
-            ctx.person,
-            None,
-            program.name,
-            current,
-            new_status,
-            "flow",
-            ctx.depth + 1,
-            (*ctx.chain, ctx.campaign.name),
-            interp.clock,
-        )
-        return StepOutcome("done", f'"{current_name}" -> "{step.status}"', [change])
+def program_sync(*, enabled: bool = True, disabled: frozenset[str] = frozenset()) -> ProgramSyncFactory:
+    """The hook an interpreter is built with (`Interpreter(..., program_sync=program_sync())`)."""
+
+    def build(interpreter: Interpreter) -> ProgramSync:
+        return ProgramSync(interpreter, enabled=enabled, disabled=disabled)
+
+    return build

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.language import ast
-from engine.runtime.describe import describe_step
-from engine.runtime.describe import describe_trigger as describe_any_trigger
-from engine.runtime.filters import FilterContext, describe, evaluate
+from engine.language.describe import describe_filter, describe_step
+from engine.language.describe import describe_trigger as describe_any_trigger
+from engine.runtime.filters import FilterContext, evaluate
 from engine.store.store import Store
 
 __all__ = ["CoverageCollector", "CoverageTracer", "FileCoverage", "Point", "percent"]
@@ -143,7 +143,7 @@ def _filter_points(expr: ast.FilterExpr, campaign: str, where: str) -> Iterator[
     for leaf in leaves(expr):
         span = leaf.span
         for facet in ("true", "false"):
-            text = f"{where} `{describe(leaf)}`"
+            text = f"{where} `{describe_filter(leaf)}`"
             yield _key("filter", span, facet), Point("filter", span.file, span.line, span.column, facet, campaign, text)
 
 
@@ -157,7 +157,7 @@ def _flow_points(steps: tuple[ast.FlowStep, ...], campaign: str) -> Iterator[tup
         for number, branch in enumerate(step.branches):
             if branch.condition is not None:
                 yield from _filter_points(branch.condition, campaign, "condition")
-                label = ("if " if number == 0 else "else if ") + describe(branch.condition)
+                label = ("if " if number == 0 else "else if ") + describe_filter(branch.condition)
             else:
                 label = "else"
             where = branch.span if branch.span.line else span

@@ -27,8 +27,8 @@ from engine.language.loader import RuleSetNotFound, load_rule_set
 from engine.model.events import Event
 from engine.model.loading import InputError, _explain, load_world, parse_event_line
 from engine.model.world import World, as_utc
+from engine.replay.run import ReplayInputEvent, ReplayOptions, replay
 from engine.runtime.interpreter import DEFAULT_MAX_DEPTH, Tracer
-from engine.runtime.replay import ReplayInputEvent, ReplayOptions, replay
 
 __all__ = [
     "CampaignRules",
@@ -221,7 +221,7 @@ def run_replay(
     tracing: TracerFactory | None = None,
     world_source: str = "world",
 ) -> ReplayResult:
-    """`engine.runtime.replay.replay` itself (the result is exactly what `smartcampaign replay` prints), plus the
+    """`engine.replay.run.replay` itself (the result is exactly what `smartcampaign replay` prints), plus the
     world as it stands before the first event: the same world replayed over no events (loaded, programs linked).
     """
     warnings: list[str] = []

@@ -118,7 +118,7 @@ def test_the_campaign_graph_without_graphviz_says_so(
 ) -> None:
     test_client, _ = client
     signed_in(test_client)
-    monkeypatch.setattr("engine.console.router.shutil.which", lambda _name: None)
+    monkeypatch.setattr("engine.service.console.router.shutil.which", lambda _name: None)
     page = test_client.get("/console/campaign", params={"name": "Webinar No-shows Get the Recording"}).text
     assert 'id="graph-note"' in page and "Graphviz is not installed on this server" in page
     assert "smartcampaign graph RULES --campaign NAME" in page

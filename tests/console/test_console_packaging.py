@@ -26,6 +26,8 @@ def test_the_wheel_carries_templates_and_static_files(tmp_path: Path) -> None:
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "w").glob("smartcampaign-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    wanted = {f"engine/console/templates/{p.name}" for p in (ROOT / "engine/console/templates").iterdir()}
-    wanted |= {f"engine/console/static/{p.name}" for p in (ROOT / "engine/console/static").iterdir()}
+    wanted = {
+        f"engine/service/console/templates/{p.name}" for p in (ROOT / "engine/service/console/templates").iterdir()
+    }
+    wanted |= {f"engine/service/console/static/{p.name}" for p in (ROOT / "engine/service/console/static").iterdir()}
     assert len(wanted) >= 9 and wanted <= names

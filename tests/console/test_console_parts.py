@@ -18,9 +18,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.requests import Request
 
-from engine.console import queries, svg
-from engine.console.auth import COOKIE, ConsoleAuth
-from engine.console.words import highlight, run_trigger_words
+from engine.service.console import queries, svg
+from engine.service.console.auth import COOKIE, ConsoleAuth
+from engine.service.console.words import highlight, run_trigger_words
 from engine.service.queue import create_tables
 from engine.store.store import Store, make_engine
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 from console_helpers import Serve, browser, chromium_or_skip, wait_until
 
-from engine.crm.emulator.testing import RunningEmulator
+from engine.emulator.testing import RunningEmulator
 
 TOKEN = "console-sf-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -22,8 +22,8 @@ import pytest
 from simple_salesforce.api import Salesforce
 from simple_salesforce.format import format_soql
 
-from engine.crm.emulator.testing import RunningEmulator
 from engine.crm.salesforce import SalesforceAdapter
+from engine.emulator.testing import RunningEmulator
 from engine.model.settings import SalesforceSettings
 
 SESSION_TOKEN = "sess-Tk77-access-token-do-not-log"

@@ -22,8 +22,8 @@ from engine.crm.doctor import (
     Check,
     run_doctor,
 )
-from engine.crm.emulator.testing import RunningEmulator
 from engine.crm.salesforce import SalesforceAdapter
+from engine.emulator.testing import RunningEmulator
 from engine.model.settings import EngineSettings, SalesforceSettings
 
 BAD_TOKEN = "00Dbadtoken!AQ-doctor-secret-never-printed"

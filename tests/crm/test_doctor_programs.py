@@ -16,8 +16,8 @@ from simple_salesforce.api import Salesforce
 
 from engine.cli_salesforce import doctor_command
 from engine.crm.doctor import CAMPAIGN_SYNC, PROGRAM_STATUSES, REACHABLE, Check, run_doctor
-from engine.crm.emulator.testing import RunningEmulator
 from engine.crm.salesforce import SalesforceAdapter
+from engine.emulator.testing import RunningEmulator
 from engine.language import ast
 from engine.language.checks import status_mismatch
 from engine.language.loader import load_rule_set

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.crm import protocol as p
 from engine.crm.local import LocalOrg
+from engine.runtime import adapter as p
 from engine.store.store import Store
 
 ANN_ID = "00Q000000000001AAA"

@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
-from engine.crm import protocol as p
 from engine.crm.outbox import PLACEHOLDER, BatchingCrm, FlushReport, Queued
 from engine.crm.salesforce import SalesforceAdapter
 from engine.language.loader import load_rule_set
+from engine.runtime import adapter as p
 from engine.runtime.interpreter import Interpreter
 from engine.store.store import Person, Store
+from engine.sync.programs import program_sync
 
 WEBINAR_TO_NURTURE = """
 campaign "Webinar to Nurture" {
@@ -78,7 +79,7 @@ class Engine:
         self.crm = BatchingCrm(
             adapter, self.store, on_failure=lambda item, result: self.failures.append((item, result))
         )
-        self.interpreter = Interpreter(loaded.rule_set, self.store, self.crm)
+        self.interpreter = Interpreter(loaded.rule_set, self.store, self.crm, program_sync=program_sync())
         self.at = 1_790_000_000.0
 
     def close(self) -> None:

@@ -17,15 +17,15 @@ import pytest
 from pydantic import ValidationError
 from simple_salesforce.format import format_soql
 
-from engine.crm import protocol as p
-from engine.crm.emulator.ids import make_id
 from engine.crm.salesforce import (
     AuthenticationError,
     QuotaExceeded,
     SalesforceAdapter,
     SalesforceUnavailable,
 )
+from engine.emulator.ids import make_id
 from engine.model.settings import SalesforceSettings, load_salesforce_settings
+from engine.runtime import adapter as p
 
 COLLECTION_WRITES = ("POST composite/sobjects", "PATCH composite/sobjects", "DELETE composite/sobjects")
 

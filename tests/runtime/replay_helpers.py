@@ -1,7 +1,7 @@
 """Builders for in-process replays: a small standard world, event constructors, and a result wrapper.
 
 The runtime tests import these by name (`from replay_helpers import ...`); `conftest.py` turns them into the
-`replay` fixture that writes the rules to a temporary `.campaign` file and runs `engine.runtime.replay`.
+`replay` fixture that writes the rules to a temporary `.campaign` file and runs `engine.replay.run`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from engine.language.loader import load_rule_set
 from engine.model.events import Event
 from engine.model.world import World
-from engine.runtime.replay import ReplayInputEvent, ReplayOptions, replay
+from engine.replay.run import ReplayInputEvent, ReplayOptions, replay
 
 NOW = "2026-11-01T00:00:00Z"
 

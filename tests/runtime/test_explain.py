@@ -1,4 +1,4 @@
-"""`explain`: why a person did or did not go through a campaign (engine/runtime/explain.py).
+"""`explain`: why a person did or did not go through a campaign (engine/explain/__init__.py).
 
 Every test replays events over the standard world of `replay_helpers` and reads the explanation the way a
 rule author would: the trigger, the qualification, each filter clause with its value, choices, steps.
@@ -16,11 +16,11 @@ import pytest
 from replay_helpers import ANN, BOB, CAT, added, at, changed, load_rules, world
 from rich.console import Console
 
+from engine.explain import Explanation, explain, render_text
 from engine.model.events import Event
 from engine.model.loading import InputError
 from engine.model.world import World
-from engine.runtime.explain import Explanation, explain, render_text
-from engine.runtime.replay import ReplayInputEvent
+from engine.replay.run import ReplayInputEvent
 
 RULES = """\
 campaign "Attendees" {

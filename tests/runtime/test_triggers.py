@@ -25,9 +25,10 @@ from replay_helpers import (
 
 from engine.crm.local import LocalOrg
 from engine.model.world import World
+from engine.replay.run import seed_world
 from engine.runtime.interpreter import Interpreter
-from engine.runtime.replay import seed_world
 from engine.store.store import Store
+from engine.sync.programs import program_sync
 
 
 def campaign(trigger: str, name: str = "C", qualify: str = "qualify every time") -> str:
@@ -533,7 +534,7 @@ campaign "Drip" {
         org = LocalOrg(store)
         rules_on = load_rules(tmp_path, active, "on.campaign")
         seed_world(store, org, World.model_validate(world()), rules_on)
-        interp = Interpreter(rules_on, store, org)
+        interp = Interpreter(rules_on, store, org, program_sync=program_sync())
         interp.set_clock(start)
         ann = store.person(ANN)
         webinar = store.campaign_by_name("Webinar")
@@ -547,7 +548,7 @@ campaign "Drip" {
         store = Store.open(url)
         org = LocalOrg(store)
         rules_off = load_rules(tmp_path, inactive, "off.campaign")
-        interp = Interpreter(rules_off, store, org)
+        interp = Interpreter(rules_off, store, org, program_sync=program_sync())
         later = start + 86400
         interp.set_clock(later)
         bob = store.person(BOB)

@@ -116,7 +116,7 @@ def seed(url: str) -> None:
     from engine.crm.local import LocalOrg
     from engine.language.loader import load_rule_set
     from engine.model.loading import load_world
-    from engine.runtime.replay import seed_world
+    from engine.replay.run import seed_world
     from engine.service.schema import prepare_database
     from engine.store.store import Store
 

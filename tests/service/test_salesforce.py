@@ -15,8 +15,8 @@ import pytest
 from service_helpers import RULES, processed, put, query, wait_until, worker
 from simple_salesforce.api import Salesforce
 
-from engine.crm.emulator.testing import RunningEmulator
 from engine.crm.salesforce import SalesforceAdapter
+from engine.emulator.testing import RunningEmulator
 from engine.model.settings import SalesforceSettings
 from engine.service.poller import Poller, sync_catalog
 from engine.service.rules import RuleBook

@@ -15,7 +15,7 @@ from service_helpers import Proc, free_port, query, wait_until
 from test_outbox_flush import leads, sent
 from test_salesforce import emulator, env, make_campaign, members, org  # noqa: F401
 
-from engine.crm.emulator.testing import RunningEmulator
+from engine.emulator.testing import RunningEmulator
 
 TOKEN = "sf-serve-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

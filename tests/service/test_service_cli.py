@@ -21,7 +21,15 @@ def test_db_upgrade_creates_then_reports_the_revision(pg_url: str) -> None:
     again = runner.invoke(db_command, ["upgrade", "--db", pg_url])
     assert again.exit_code == 0 and f"already at revision {HEAD}" in again.output
     tables = {row[0] for row in query(pg_url, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
-    assert {"service_inbox", "service_outbox", "service_cursors", "service_api_calls", "alembic_version", "persons", "runs"} <= tables
+    assert {
+        "service_inbox",
+        "service_outbox",
+        "service_cursors",
+        "service_api_calls",
+        "alembic_version",
+        "persons",
+        "runs",
+    } <= tables
 
 
 def test_db_upgrade_on_sqlite_and_an_unreachable_database(tmp_path: Path) -> None:

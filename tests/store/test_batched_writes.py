@@ -73,7 +73,9 @@ def script(store: Store, seed: int) -> list[Any]:
         elif action == 3:
             store.remove_membership(person.id, campaign)
         elif action == 4:
-            store.set_program_status(person.id, rng.choice(programs), rng.choice(["Invited", "Registered", None]), clock)
+            store.set_program_status(
+                person.id, rng.choice(programs), rng.choice(["Invited", "Registered", None]), clock
+            )
             read.append(store.program_statuses(person.id))
         elif action == 5:
             drip = rng.choice(["Drip", "Once"])
@@ -89,7 +91,9 @@ def script(store: Store, seed: int) -> list[Any]:
             store.log_activity(person.id, clock, "Note", None, None, None, "flow", "done", f"step {step}")
         else:  # a reader that goes around the caches
             read.append(
-                store.fetchall("SELECT campaign_id, status FROM memberships WHERE person_id = ? ORDER BY 1", (person.id,))
+                store.fetchall(
+                    "SELECT campaign_id, status FROM memberships WHERE person_id = ? ORDER BY 1", (person.id,)
+                )
             )
         read.append(sorted(store.memberships(person.id).items()))
         read.append(store.person_by_id(person.id))
@@ -142,11 +146,15 @@ def memberships_after(store: Store) -> list[tuple[Any, ...]]:
 def test_many_writes_to_one_membership_in_a_transaction(postgres_url: str, second_postgres_url: str):
     at_once, batched = Store.open(postgres_url), BatchedStore.open(second_postgres_url)
     try:
-        assert memberships_after(batched) == memberships_after(at_once) == [
-            ("ann@example.com", 1, "Attended", 4.0, 5.0),
-            ("ann@example.com", 2, "Attended", 6.0, 7.0),
-            ("ann@example.com", 3, "Sent", 9.0, 9.0),
-        ]
+        assert (
+            memberships_after(batched)
+            == memberships_after(at_once)
+            == [
+                ("ann@example.com", 1, "Attended", 4.0, 5.0),
+                ("ann@example.com", 2, "Attended", 6.0, 7.0),
+                ("ann@example.com", 3, "Sent", 9.0, 9.0),
+            ]
+        )
     finally:
         at_once.close()
         batched.close()

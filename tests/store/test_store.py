@@ -11,10 +11,11 @@ from engine.crm.local import LocalOrg
 from engine.language.loader import load_rule_set
 from engine.model.events import Event
 from engine.model.world import World
+from engine.replay.run import ReplayInputEvent, ReplayOptions, replay, seed_world
 from engine.runtime.interpreter import Interpreter
-from engine.runtime.replay import ReplayInputEvent, ReplayOptions, replay, seed_world
 from engine.store import schema
 from engine.store.store import Store, StoreError
+from engine.sync.programs import program_sync
 
 WORLD = {
     "now": "2026-11-01T00:00:00Z",
@@ -338,7 +339,7 @@ campaign "Drip" {
         store = Store.open(url)
         org = LocalOrg(store)
         seed_world(store, org, World.model_validate(WORLD), rule_set)
-        interp = Interpreter(rule_set, store, org)
+        interp = Interpreter(rule_set, store, org, program_sync=program_sync())
         now = World.model_validate(WORLD).now.timestamp()
         interp.set_clock(now)
         ann = store.person("ann@example.com")
@@ -353,7 +354,7 @@ campaign "Drip" {
         try:
             assert store.pending_continuations() == 1
             assert store.qualification("Drip", ann.id) == (now, 1)
-            interp = Interpreter(rule_set, store, LocalOrg(store))
+            interp = Interpreter(rule_set, store, LocalOrg(store), program_sync=program_sync())
             assert interp.run_due(now + 3600) == 0
             assert interp.run_due(now + 86400) == 1
             nurture = store.campaign_by_name("Nurture")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from simple_salesforce.api import Salesforce
 
-from engine.crm.emulator.testing import RunningEmulator
+from engine.emulator.testing import RunningEmulator
 from engine.store.store import Store
 
 

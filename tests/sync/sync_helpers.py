@@ -6,8 +6,8 @@ from typing import Any
 
 from simple_salesforce.api import Salesforce
 
-from engine.crm.emulator.testing import RunningEmulator
 from engine.crm.salesforce import SalesforceAdapter
+from engine.emulator.testing import RunningEmulator
 from engine.model.settings import SalesforceSettings
 
 

@@ -9,13 +9,14 @@ import pytest
 from simple_salesforce.api import Salesforce
 from sync_helpers import adapter_for, campaign, collection, contact, lead, member, mirror_members
 
-from engine.crm.emulator.testing import RunningEmulator
 from engine.crm.salesforce import SalesforceUnavailable
+from engine.emulator.testing import RunningEmulator
 from engine.language.loader import load_rule_set
 from engine.runtime.interpreter import Interpreter
 from engine.store.cursors import get_cursor
 from engine.store.store import Store
 from engine.sync.poller import CURSOR_DELETED, CURSOR_MEMBERS, Poller, PollReport, parse_stamp
+from engine.sync.programs import program_sync
 
 DAY = 86_400
 
@@ -318,7 +319,7 @@ def test_observations_fire_triggers_and_flows_write_to_salesforce(
     nurture = campaign(sf, "Nurture", ("Queued",))
     ann = lead(sf, "ann@example.com")
     ann_member = member(sf, webinar, ann)
-    interpreter = Interpreter(loaded.rule_set, store, adapter_for(org))
+    interpreter = Interpreter(loaded.rule_set, store, adapter_for(org), program_sync=program_sync())
     first = poll(org, store, interpreter)
     assert first.added == 1
     assert store.fetchall("SELECT campaign FROM runs") == []  # an addition with "Sent": no trigger

@@ -20,16 +20,17 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import cli
-from engine.crm import protocol as p
 from engine.crm.local import LocalOrg
 from engine.language import ast
 from engine.language.checks import status_mismatch
 from engine.language.loader import load_rule_set
 from engine.model.events import Event
 from engine.model.world import World
+from engine.replay.run import ReplayInputEvent, ReplayOptions, replay, seed_world
+from engine.runtime import adapter as p
 from engine.runtime.interpreter import Interpreter
-from engine.runtime.replay import ReplayInputEvent, ReplayOptions, replay, seed_world
 from engine.store.store import Store
+from engine.sync.programs import program_sync
 
 T = "2026-11-02T09:00:00Z"
 LATER = "2026-11-03T09:00:00Z"
@@ -332,7 +333,7 @@ class TestTypeAndActualCost:
         try:
             org = LocalOrg(store)
             seed_world(store, org, World.model_validate(world()), rule_set)
-            interp = Interpreter(rule_set, store, org)
+            interp = Interpreter(rule_set, store, org, program_sync=program_sync())
             interp.programs.link_all()
             info = store.campaign_by_name("Q4 Webinar")
             assert info is not None and (info.type, info.actual_cost) == ("Live Webinar", 6200.0)

@@ -31,15 +31,16 @@ from simple_salesforce.api import Salesforce
 from sync_helpers import adapter_for, lead, member, settings_file
 
 from engine.cli_salesforce import sync_command
-from engine.crm import protocol as p
-from engine.crm.emulator.testing import RunningEmulator
 from engine.crm.outbox import BatchingCrm
-from engine.crm.protocol import CrmAdapter
 from engine.crm.salesforce import SalesforceAdapter
+from engine.emulator.testing import RunningEmulator
 from engine.language.loader import load_rule_set
+from engine.runtime import adapter as p
+from engine.runtime.adapter import CrmAdapter
 from engine.runtime.interpreter import Interpreter
 from engine.store.store import Store
 from engine.sync.poller import Poller, PollReport
+from engine.sync.programs import program_sync
 
 PROGRAM = "Q4 Webinar"
 
@@ -234,7 +235,9 @@ def make_engine(org: RunningEmulator, store: Store, tmp_path: Path) -> Any:
         if warm:  # the mirror knows Salesforce already: a cycle without rules
             Poller(adapter, store).poll_once()
         writer: CrmAdapter = BatchingCrm(adapter, store) if crm == "batching" else adapter
-        return Engine(store, adapter, writer, Interpreter(loaded.rule_set, store, writer, **options))
+        return Engine(
+            store, adapter, writer, Interpreter(loaded.rule_set, store, writer, program_sync=program_sync(**options))
+        )
 
     return make
 
@@ -563,8 +566,8 @@ def test_type_and_actual_cost_are_set_and_put_back(sf: Salesforce, store: Store,
 @pytest.mark.parametrize(
     "options",
     [
-        pytest.param({"program_sync": False}, id="globally"),
-        pytest.param({"sync_disabled": frozenset({PROGRAM})}, id="program"),
+        pytest.param({"enabled": False}, id="globally"),
+        pytest.param({"disabled": frozenset({PROGRAM})}, id="program"),
     ],
 )
 def test_sync_turned_off_moves_nothing(sf: Salesforce, store: Store, make_engine: Any, options: dict[str, Any]) -> None:
@@ -572,7 +575,7 @@ def test_sync_turned_off_moves_nothing(sf: Salesforce, store: Store, make_engine
     webinar = matching_campaign(sf, "Other Webinar")
     ann_member = member(sf, webinar, lead(sf, "ann@example.com"), "Registered")
     rules = RULES + 'program "Other" { channel "Live Webinar" sync with sfdc campaign "Other Webinar" }\n'
-    options = {k: (v | {"Other"} if k == "sync_disabled" else v) for k, v in options.items()}
+    options = {k: (v | {"Other"} if k == "disabled" else v) for k, v in options.items()}
     set_program(store, {"bob@example.com": "Invited"})
     engine = make_engine(rules=rules, **options)
 

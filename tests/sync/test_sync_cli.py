@@ -10,7 +10,7 @@ from simple_salesforce.api import Salesforce
 from sync_helpers import campaign, lead, member, mirror_members, settings_file
 
 from engine.cli_salesforce import sync_command
-from engine.crm.emulator.testing import RunningEmulator
+from engine.emulator.testing import RunningEmulator
 from engine.store.store import Store
 
 BAD_TOKEN = "00Dbadtoken!AQ-this-is-a-secret-that-must-never-be-printed"

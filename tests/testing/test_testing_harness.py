@@ -11,7 +11,7 @@ from testing_helpers import RULES, WORLD
 from engine.model.events import Event
 from engine.model.loading import load_events, load_world
 from engine.model.world import World
-from engine.runtime.replay import ReplayInputEvent, ReplayOptions, replay
+from engine.replay.run import ReplayInputEvent, ReplayOptions, replay
 from engine.testing import events as ev
 from engine.testing.coverage import CoverageCollector
 from engine.testing.harness import (

@@ -14,6 +14,7 @@ from engine.model.loading import InputError
 from engine.model.world import World, as_utc
 from engine.runtime.interpreter import DEFAULT_MAX_DEPTH, Interpreter, Tracer, iso
 from engine.store.store import MEMORY_URL, Person, Store
+from engine.sync.programs import program_sync
 
 
 @dataclass
@@ -227,8 +228,7 @@ def replay(
             org,
             recorder=recorder,
             max_depth=options.max_depth,
-            program_sync=options.program_sync,
-            sync_disabled=options.sync_disabled,
+            program_sync=program_sync(enabled=options.program_sync, disabled=options.sync_disabled),
             tracer=options.tracer,
         )
         interp.set_clock(_ts(world.now))

@@ -29,9 +29,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine import __version__
-from engine.console import queries, svg
-from engine.console.auth import COOKIE, SESSION_SECONDS, ConsoleAuth, Session
-from engine.console.words import declaration_source, explain_person, flow_outline, highlight, run_trigger_words
+from engine.service.console import queries, svg
+from engine.service.console.auth import COOKIE, SESSION_SECONDS, ConsoleAuth, Session
+from engine.service.console.words import declaration_source, explain_person, flow_outline, highlight, run_trigger_words
 
 log = logging.getLogger("smartcampaign.console")
 
@@ -269,8 +269,8 @@ def _router(console: Console) -> APIRouter:
         who = console.who(request)
         if who is None:
             return console.refused(request)
-        from engine.runtime.explain import describe_qualification
-        from engine.runtime.filters import describe
+        from engine.explain import describe_qualification
+        from engine.language.describe import describe_filter
 
         rule_set, _ = service.rules.current()
         campaign = rule_set.campaign(name)
@@ -305,7 +305,7 @@ def _router(console: Console) -> APIRouter:
             where=f"{campaign.span.file}:{campaign.span.line}",
             source_html=highlight(source) if source is not None else None,
             triggers=[_trigger_words(t) for t in campaign.triggers],
-            filters=[describe(f) for f in campaign.filters],
+            filters=[describe_filter(f) for f in campaign.filters],
             qualification=describe_qualification(campaign.qualification),
             steps=flow_outline(campaign.flow),
             chart=chart,
@@ -464,7 +464,7 @@ def _session(who: Session | bool | None) -> Session | None:
 
 
 def _trigger_words(trigger: Any) -> str:
-    from engine.runtime.describe import describe_trigger
+    from engine.language.describe import describe_trigger
 
     return describe_trigger(trigger)
 

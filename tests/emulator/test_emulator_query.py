@@ -9,7 +9,7 @@ from simple_salesforce import format_soql
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from engine.crm.emulator.testing import RunningEmulator
+from engine.emulator.testing import RunningEmulator
 
 NAMES = ["O'Brien", 'Say "hi"', "back\\slash", "plain", "Ümlaut & co"]
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from engine.crm.emulator import schema as s
-from engine.crm.emulator.ids import is_valid_id
-from engine.crm.emulator.timeutil import parse_date, parse_datetime
+from engine.emulator import schema as s
+from engine.emulator.ids import is_valid_id
+from engine.emulator.timeutil import parse_date, parse_datetime
 
 MALFORMED_QUERY = "MALFORMED_QUERY"
 INVALID_FIELD = "INVALID_FIELD"

@@ -80,15 +80,16 @@ from rich.tree import Tree
 
 from engine.crm.local import LocalOrg
 from engine.language import ast
+from engine.language.describe import describe_filter, describe_match, describe_step, describe_trigger
 from engine.model.events import Event
 from engine.model.loading import InputError
 from engine.model.world import World, as_utc
-from engine.runtime.describe import describe_match, describe_step, describe_trigger
-from engine.runtime.filters import FilterContext, describe
+from engine.replay.run import ReplayInputEvent, ResultRecorder, process_event, seed_world, validate_events
+from engine.runtime.filters import FilterContext
 from engine.runtime.interpreter import DEFAULT_MAX_DEPTH, Interpreter, RunContext, iso
-from engine.runtime.replay import ReplayInputEvent, ResultRecorder, process_event, seed_world, validate_events
 from engine.runtime.triggers import KIND_NAMES, Change, ref_matches
 from engine.store.store import MEMORY_URL, Store
+from engine.sync.programs import program_sync as sync_hook
 
 JSON_VERSION = 1
 
@@ -449,21 +450,21 @@ def _program_ids(store: Store) -> dict[str, int]:
 def _clause(expr: ast.FilterExpr, ctx: FilterContext, programs: dict[str, int]) -> Clause:
     if isinstance(expr, ast.MembershipFilter):
         value, detail = _membership(expr, ctx)
-        return Clause("member_of", describe(expr), value, detail)
+        return Clause("member_of", describe_filter(expr), value, detail)
     if isinstance(expr, ast.ProgramMembershipFilter):
         pid = programs.get(expr.program)
         current = ctx.store.program_statuses(ctx.person_id).get(pid) if pid is not None else None
         if current is None:
-            return Clause("member_of_program", describe(expr), False, "not in the program")
+            return Clause("member_of_program", describe_filter(expr), False, "not in the program")
         value = expr.status is None or expr.status.matches(current)
-        return Clause("member_of_program", describe(expr), value, f'status "{current}"')
+        return Clause("member_of_program", describe_filter(expr), value, f'status "{current}"')
     if isinstance(expr, ast.Not):
         inner = _clause(expr.operand, ctx, programs)
-        return Clause("not", describe(expr), not inner.value, None, [inner])
+        return Clause("not", describe_filter(expr), not inner.value, None, [inner])
     operands = [_clause(op, ctx, programs) for op in expr.operands]
     if isinstance(expr, ast.And):
-        return Clause("and", describe(expr), all(o.value for o in operands), None, operands)
-    return Clause("or", describe(expr), any(o.value for o in operands), None, operands)
+        return Clause("and", describe_filter(expr), all(o.value for o in operands), None, operands)
+    return Clause("or", describe_filter(expr), any(o.value for o in operands), None, operands)
 
 
 def _membership(flt: ast.MembershipFilter, ctx: FilterContext) -> tuple[bool, str]:
@@ -678,12 +679,12 @@ class ExplainTracer:
             return
         clause = explain_filter(expr, self.interp.store, change.person.id)
         clause.value = value  # the interpreter's own verdict for the line
-        decision.filters.append(FilterLine(location(expr.span), describe(expr), True, value, clause))
+        decision.filters.append(FilterLine(location(expr.span), describe_filter(expr), True, value, clause))
         if value:
             return
         number = len(decision.filters)
         for later in campaign.filters[number:]:
-            decision.filters.append(FilterLine(location(later.span), describe(later), False))
+            decision.filters.append(FilterLine(location(later.span), describe_filter(later), False))
         decision.result = "filtered_out"
         decision.summary = f"trigger matched, but filter line {number} is false: {_deciding(clause)}"
 
@@ -713,7 +714,7 @@ class ExplainTracer:
         clause = explain_filter(expr, self.interp.store, run.person.id)
         clause.value = value
         prefix = "if " if branch == 0 else "else if "
-        live.conditions.append(Condition(branch, prefix + describe(expr), value, clause))
+        live.conditions.append(Condition(branch, prefix + describe_filter(expr), value, clause))
 
     def _on_choice(self, run: RunContext, choice: ast.Choice, branch: int | None, **_: Any) -> None:
         live = self._live(run)
@@ -726,7 +727,7 @@ class ExplainTracer:
             if condition is None:
                 arm = "else" if len(choice.branches) > 1 else "always"
             else:
-                arm = ("if " if branch == 0 else "else if ") + describe(condition)
+                arm = ("if " if branch == 0 else "else if ") + describe_filter(condition)
             outcome, detail = "done", f"branch {branch + 1} of {len(choice.branches)}: {arm}"
         self._add_step(live, choice, "choice", outcome, detail, branch=branch, conditions=live.conditions)
         live.conditions = []
@@ -877,7 +878,13 @@ def explain(
         seed_world(store, org, world, rule_set)
         validate_events(items, store, rule_set)
         interp = Interpreter(
-            rule_set, store, org, recorder=recorder, max_depth=max_depth, program_sync=program_sync, tracer=tracer
+            rule_set,
+            store,
+            org,
+            recorder=recorder,
+            max_depth=max_depth,
+            program_sync=sync_hook(enabled=program_sync),
+            tracer=tracer,
         )
         tracer.interp = interp
         interp.set_clock(as_utc(world.now).timestamp())

@@ -12,8 +12,8 @@ from pathlib import Path
 import requests
 from click.testing import CliRunner
 
-from engine.crm.emulator.cli import emulator_command
-from engine.crm.emulator.testing import RunningEmulator
+from engine.emulator.cli import emulator_command
+from engine.emulator.testing import RunningEmulator
 
 
 def test_state_survives_a_restart(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_command_help() -> None:
 
 
 def _start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    code = "from engine.crm.emulator.cli import emulator_command; emulator_command()"
+    code = "from engine.emulator.cli import emulator_command; emulator_command()"
     process = subprocess.Popen(
         [sys.executable, "-c", code, "--port", "0", "--data", str(tmp_path / "org.sqlite3"), *extra],
         stdout=subprocess.PIPE,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from engine.crm.emulator.settings import DEFAULT_PORT, FAULT_STATUSES, LOOPBACK_HOSTS, default_cert_dir
+from engine.emulator.settings import DEFAULT_PORT, FAULT_STATUSES, LOOPBACK_HOSTS, default_cert_dir
 
 __all__ = ["emulator_command"]
 
@@ -87,7 +87,7 @@ def emulator_command(
 
     \b
     It prints the instance URL, the access token and the CA file to trust, then serves until Ctrl-C.
-    Faults can also be changed while it runs: POST /_emulator/faults (see engine/crm/emulator/README.md).
+    Faults can also be changed while it runs: POST /_emulator/faults (see engine/emulator/README.md).
 
     \b
     Examples:
@@ -95,7 +95,7 @@ def emulator_command(
       smartcampaign emulator --port 0 --error-rate 0.1 --latency-ms 200 --lock-rate 0.05
     """
     # the web stack is imported here, not when this module is, so registering the command costs nothing
-    from engine.crm.emulator.server import main
+    from engine.emulator.server import main
 
     try:
         main(

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from simple_salesforce import format_soql
 
-from engine.crm.emulator import schema as s
-from engine.crm.emulator.ids import make_id
-from engine.crm.emulator.soql import (
+from engine.emulator import schema as s
+from engine.emulator.ids import make_id
+from engine.emulator.soql import (
     BoolOp,
     Comparison,
     Count,

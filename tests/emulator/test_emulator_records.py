@@ -9,8 +9,8 @@ import pytest
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
-from engine.crm.emulator.ids import is_valid_id
-from engine.crm.emulator.testing import RunningEmulator
+from engine.emulator.ids import is_valid_id
+from engine.emulator.testing import RunningEmulator
 
 DATETIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+0000$"
 

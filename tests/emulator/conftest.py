@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from simple_salesforce.api import Salesforce
 
-from engine.crm.emulator.testing import RunningEmulator
+from engine.emulator.testing import RunningEmulator
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ import pytest
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from engine.crm.emulator.testing import RunningEmulator
-from engine.crm.emulator.timeutil import parse_datetime
+from engine.emulator.testing import RunningEmulator
+from engine.emulator.timeutil import parse_datetime
 
 
 def now(org: RunningEmulator) -> datetime:

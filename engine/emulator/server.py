@@ -11,10 +11,10 @@ from pathlib import Path
 
 import uvicorn
 
-from engine.crm.emulator.app import API_VERSION, Emulator, EmulatorConfig
-from engine.crm.emulator.certs import CertPaths, ensure_certificates
-from engine.crm.emulator.faults import FaultConfig
-from engine.crm.emulator.settings import DEFAULT_PORT, ERROR_STATUSES, LOOPBACK_HOSTS, default_cert_dir
+from engine.emulator.app import API_VERSION, Emulator, EmulatorConfig
+from engine.emulator.certs import CertPaths, ensure_certificates
+from engine.emulator.faults import FaultConfig
+from engine.emulator.settings import DEFAULT_PORT, ERROR_STATUSES, LOOPBACK_HOSTS, default_cert_dir
 
 
 def bind_loopback(host: str, port: int) -> socket.socket:

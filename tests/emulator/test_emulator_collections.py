@@ -8,7 +8,7 @@ import pytest
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from engine.crm.emulator.testing import RunningEmulator
+from engine.emulator.testing import RunningEmulator
 
 
 def lead(last: str, company: str | None = "Acme", **extra: Any) -> dict[str, Any]:

@@ -112,8 +112,8 @@ def explain_person(store: Any, campaign: ast.Campaign, person_id: int, now: floa
     """If a trigger of `campaign` fired for the person now: active?, qualification (from their run history),
     each filter line with every clause's value against their memberships now (the explain code's own
     evaluation, read-only), and the verdict in one sentence."""
-    from engine.runtime.describe import describe_trigger
-    from engine.runtime.explain import describe_qualification, explain_filter, when
+    from engine.explain import describe_qualification, explain_filter, when
+    from engine.language.describe import describe_trigger
 
     now = now if now is not None else time.time()
     rule = campaign.qualification
@@ -166,8 +166,7 @@ class StepView:
 
 def flow_outline(steps: tuple[ast.FlowStep, ...]) -> list[StepView]:
     """A flow as nested steps in the language's words: a choice lists its branches with their steps."""
-    from engine.runtime.describe import describe_step
-    from engine.runtime.filters import describe
+    from engine.language.describe import describe_filter, describe_step
 
     out: list[StepView] = []
     for step in steps:
@@ -177,7 +176,7 @@ def flow_outline(steps: tuple[ast.FlowStep, ...]) -> list[StepView]:
                 if branch.condition is None:
                     label = "else"
                 else:
-                    label = ("if " if number == 0 else "else if ") + describe(branch.condition)
+                    label = ("if " if number == 0 else "else if ") + describe_filter(branch.condition)
                 branches.append((label, flow_outline(branch.steps)))
             out.append(StepView("choice", branches))
         else:

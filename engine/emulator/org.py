@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine.crm.emulator import schema as s
-from engine.crm.emulator.ids import make_id, normalize_id
-from engine.crm.emulator.soql import Executor, QueryResult
-from engine.crm.emulator.store import Record, Store
-from engine.crm.emulator.timeutil import Clock, floor_minute, format_datetime, parse_date, parse_datetime
+from engine.emulator import schema as s
+from engine.emulator.ids import make_id, normalize_id
+from engine.emulator.soql import Executor, QueryResult
+from engine.emulator.store import Record, Store
+from engine.emulator.timeutil import Clock, floor_minute, format_datetime, parse_date, parse_datetime
 
 DEFAULT_USERNAME = "admin@emulator.local"
 REPLICATION_DAYS = 30

@@ -32,13 +32,13 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from engine.crm.emulator import schema as s
-from engine.crm.emulator.faults import FaultConfig, Faults
-from engine.crm.emulator.ids import BASE62, normalize_id
-from engine.crm.emulator.org import Actor, Org, SfError, dml_error, not_found
-from engine.crm.emulator.soql import MALFORMED_QUERY, SoqlError
-from engine.crm.emulator.store import Record, Store
-from engine.crm.emulator.timeutil import Clock, format_datetime
+from engine.emulator import schema as s
+from engine.emulator.faults import FaultConfig, Faults
+from engine.emulator.ids import BASE62, normalize_id
+from engine.emulator.org import Actor, Org, SfError, dml_error, not_found
+from engine.emulator.soql import MALFORMED_QUERY, SoqlError
+from engine.emulator.store import Record, Store
+from engine.emulator.timeutil import Clock, format_datetime
 
 log = logging.getLogger("smartcampaign.emulator")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from engine.language import ast
-from engine.runtime.filters import describe
 
 
 def describe_match(match: ast.StatusMatch) -> str:
@@ -44,4 +43,33 @@ def describe_step(step: ast.FlowStep) -> str:
     if isinstance(step, ast.Wait):
         return f"wait {step.amount} {step.unit}{'' if step.amount == 1 else 's'}"
     first = step.branches[0].condition
-    return "if " + describe(first) if first is not None else "choice"
+    return "if " + describe_filter(first) if first is not None else "choice"
+
+
+def describe_filter(expr: ast.FilterExpr) -> str:
+    """A filter expression in the rule language's own words (for step details and explain)."""
+    if isinstance(expr, ast.MembershipFilter):
+        text = f"member of {expr.campaign.describe()}"
+        return text + _status(expr.status)
+    if isinstance(expr, ast.ProgramMembershipFilter):
+        return f'member of program "{expr.program}"' + _status(expr.status)
+    if isinstance(expr, ast.Not):
+        inner = describe_filter(expr.operand)
+        return f"not ({inner})" if isinstance(expr.operand, (ast.And, ast.Or)) else f"not {inner}"
+    joiner = " and " if isinstance(expr, ast.And) else " or "
+    parts = [
+        f"({describe_filter(op)})"
+        if isinstance(op, (ast.And, ast.Or)) and type(op) is not type(expr)
+        else describe_filter(op)
+        for op in expr.operands
+    ]
+    return joiner.join(parts)
+
+
+def _status(match: ast.StatusMatch | None) -> str:
+    if match is None:
+        return ""
+    if match.kind == "is":
+        return f' with status "{match.values[0]}"'
+    listed = ", ".join(f'"{v}"' for v in match.values)
+    return f" with status {'not in' if match.kind == 'not_in' else 'in'} ({listed})"

@@ -12,7 +12,7 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
-from engine.crm.emulator.testing import EmulatorError, RunningEmulator
+from engine.emulator.testing import EmulatorError, RunningEmulator
 
 
 def test_limits_and_header(org: RunningEmulator, sf: Salesforce) -> None:

@@ -20,8 +20,8 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.crm.emulator.org import SfError
-from engine.crm.emulator.settings import ERROR_STATUSES, FAULT_STATUSES
+from engine.emulator.org import SfError
+from engine.emulator.settings import ERROR_STATUSES, FAULT_STATUSES
 
 _KEYS = {
     "error_rate",

@@ -1,6 +1,6 @@
 """`RunningEmulator`: a Salesforce emulator in a background thread, for tests.
 
-    from engine.crm.emulator.testing import RunningEmulator
+    from engine.emulator.testing import RunningEmulator
 
     def test_adapter(tmp_path):
         with RunningEmulator(tmp_path) as org:
@@ -37,9 +37,9 @@ from typing import Any
 import requests
 from simple_salesforce.api import Salesforce
 
-from engine.crm.emulator.app import API_VERSION, EmulatorConfig
-from engine.crm.emulator.faults import FaultConfig
-from engine.crm.emulator.server import EmulatorServer
+from engine.emulator.app import API_VERSION, EmulatorConfig
+from engine.emulator.faults import FaultConfig
+from engine.emulator.server import EmulatorServer
 
 DEFAULT_TOKEN = "emulator-test-token"
 START_TIMEOUT_S = 15.0
