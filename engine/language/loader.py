@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 from engine.language import ast
 from engine.language.diagnostics import MAX_RULE_FILE_BYTES, Diagnostic, SourceCache, sort_key
 from engine.language.parser import parse_many, parse_text
 from engine.language.sources import RuleSetNotFound as RuleSetNotFound
+from engine.language.sources import builtin_channel_files, iter_rule_files
 from engine.language.sources import check_paths as check_paths
-from engine.language.sources import iter_rule_files
 
 
 @dataclass
@@ -35,11 +34,8 @@ class LoadResult:
 @lru_cache(maxsize=1)
 def builtin_channels() -> tuple[ast.Channel, ...]:
     """The standard channels shipped in the package (rules/channels/*.campaign)."""
-    folder = resources.files("engine") / "rules" / "channels"
     channels: list[ast.Channel] = []
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if not entry.name.endswith(".campaign"):
-            continue
+    for entry in builtin_channel_files():
         parsed = parse_text(entry.read_text(encoding="utf-8"), f"<builtin>/{entry.name}")
         for declaration in parsed.file.declarations:
             if isinstance(declaration, ast.Channel):

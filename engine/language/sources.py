@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
     from engine.language.diagnostics import Diagnostic, SourceCache
 
 GRAMMAR_PACKAGE = "engine"
@@ -24,7 +26,7 @@ GRAMMAR_RESOURCE = ("grammar", "campaign.lark")
 CACHE_FORMAT = "1"
 
 # What a cached AST depends on besides the grammar: the node classes and the code that builds them.
-_PARSE_MODULES = ("ast.py", "parser.py")
+_PARSE_MODULES = ("ast.py", "parser.py", "build.py", "fastpath.py", "recovery.py", "messages.py", "nesting.py")
 # What cached diagnostics depend on besides the ASTs: the checks, how they are assembled and their class.
 _CHECK_MODULES = ("checks.py", "loader.py", "diagnostics.py")
 
@@ -49,9 +51,24 @@ def cache_dir() -> Path | None:
     return base if os.access(base, os.W_OK) else None
 
 
+def package_data(folder: str) -> Traversable:
+    """The grammar or the shipped rules: inside an installed wheel they are `engine/grammar` and `engine/rules`
+    (pyproject.toml maps the top-level folders there); in a source checkout, the top-level folders themselves."""
+    packaged = resources.files(GRAMMAR_PACKAGE) / folder
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / folder
+
+
+def builtin_channel_files() -> list[Traversable]:
+    """The shipped channel files (rules/channels/*.campaign), by name."""
+    folder = package_data("rules") / "channels"
+    return sorted((e for e in folder.iterdir() if e.name.endswith(".campaign")), key=lambda e: e.name)
+
+
 def grammar_text() -> str:
-    ref = resources.files(GRAMMAR_PACKAGE)
-    for part in GRAMMAR_RESOURCE:
+    ref = package_data(GRAMMAR_RESOURCE[0])
+    for part in GRAMMAR_RESOURCE[1:]:
         ref = ref / part
     return ref.read_text(encoding="utf-8")
 
@@ -111,9 +128,8 @@ def check_paths(
     digest = hashlib.sha256(grammar_digest().encode())
     _module_bytes(digest, _CHECK_MODULES)
     digest.update(repr(catalog).encode())
-    for entry in sorted((resources.files("engine") / "rules" / "channels").iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".campaign"):
-            digest.update(entry.read_bytes())
+    for entry in builtin_channel_files():
+        digest.update(entry.read_bytes())
     for name, raw in files:
         digest.update(b"\0" + name.encode() + b"\0" + len(raw).to_bytes(8, "big") + raw)
     key = folder / "checks" / f"{digest.hexdigest()}.pickle"

@@ -57,9 +57,9 @@ def to_lsp(diagnostic: Diagnostic) -> types.Diagnostic:
 
 def span_location(span: ast.Span) -> types.Location:
     if span.file.startswith("<builtin>/"):
-        from importlib import resources
+        from engine.language.sources import package_data
 
-        path = str(resources.files("engine") / "rules" / "channels" / span.file.removeprefix("<builtin>/"))
+        path = str(package_data("rules") / "channels" / span.file.removeprefix("<builtin>/"))
     else:
         path = str(Path(span.file).resolve())
     return types.Location(

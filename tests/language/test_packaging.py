@@ -1,7 +1,9 @@
-"""The installed package works on its own: a fresh venv, a non-editable install, `check` from elsewhere.
+"""The wheel works on its own: built from the tree, installed into a fresh venv, `check` run from elsewhere.
 
-The project is copied first (without .venv, .git, build/ and egg-info, symlinks kept as symlinks) so that
-a stale build/ folder in the work tree can neither hide a missing package-data file nor be written to.
+The project is copied first (without .venv, .git, build/ and egg-info) so that a stale build/ folder in the
+work tree can neither hide a missing package-data file nor be written to. The grammar and the shipped rules
+live only in the top-level grammar/ and rules/ folders; the wheel must carry them as engine/grammar and
+engine/rules (pyproject.toml's package-dir mapping).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,13 +52,37 @@ def _env(cache: Path) -> dict[str, str]:
 
 def test_installed_package_checks_rules_from_another_directory(tmp_path: Path) -> None:
     source = tmp_path / "src"
-    shutil.copytree(ROOT, source, ignore=IGNORED, symlinks=True)
+    shutil.copytree(ROOT, source, ignore=IGNORED)
     venv = tmp_path / "venv"
     env = _env(tmp_path / "cache")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, env=env)
     python = venv / "bin" / "python"
+    build = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-input",
+            "--no-deps",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    (wheel,) = (tmp_path / "dist").glob("smartcampaign-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    assert {"engine/grammar/campaign.lark", "engine/rules/channels/standard.campaign"} <= shipped
+    assert {"engine/rules/starter/webinar.campaign", "engine/rules/starter/lifecycle.campaign"} <= shipped
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--no-input", str(source)],
+        [str(python), "-m", "pip", "install", "--quiet", "--no-input", str(wheel)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -64,7 +91,7 @@ def test_installed_package_checks_rules_from_another_directory(tmp_path: Path) -
     )
     assert install.returncode == 0, install.stdout + install.stderr
 
-    # The package data is in the installed package as real files (engine/grammar is a symlink in the tree).
+    # The package data is in the installed package as real files.
     located = subprocess.run(
         [str(python), "-c", "import engine, pathlib; print(pathlib.Path(engine.__file__).parent)"],
         capture_output=True,

@@ -148,7 +148,7 @@ def test_definition_of_a_program_and_a_builtin_channel(client: LspClient, rules:
             "position": _position_of(programs.read_text(encoding="utf-8"), '"Webinar"', 2),
         },
     )
-    assert channel["uri"].endswith("engine/rules/channels/standard.campaign")
+    assert channel["uri"].endswith("/rules/channels/standard.campaign")
     source = Path(channel["uri"].removeprefix("file://")).read_text(encoding="utf-8").splitlines()
     assert source[channel["range"]["start"]["line"]].startswith('channel "Webinar"')
 
