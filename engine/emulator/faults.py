@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.emulator import schema as s
 from engine.emulator.org import SfError
 from engine.emulator.settings import ERROR_STATUSES, FAULT_STATUSES
 
@@ -194,3 +196,13 @@ class Faults:
                     "sessions_expired": self.counters.sessions_expired,
                 },
             }
+
+
+def lock_target(sobject: s.SObjectDef, values: Mapping[str, Any], record_id: str | None) -> str | None:
+    """The row a write locks: the record, or for a new child record its parent (the classic contention)."""
+    if record_id:
+        return record_id
+    if sobject.parent_field:
+        parent = values.get(sobject.parent_field)
+        return str(parent) if parent else None
+    return None

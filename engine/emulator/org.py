@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.emulator import schema as s
 from engine.emulator.ids import make_id, normalize_id
-from engine.emulator.soql import Executor, QueryResult
+from engine.emulator.soql_eval import Executor, QueryResult
 from engine.emulator.store import Record, Store
 from engine.emulator.timeutil import Clock, floor_minute, format_datetime, parse_date, parse_datetime
 

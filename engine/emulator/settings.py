@@ -10,6 +10,7 @@ DEFAULT_PORT = 8443
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 ERROR_STATUSES = (500, 503)  # injected errors by default
 FAULT_STATUSES = (429, 500, 503)  # what an injected error may be: 429 is "too many requests, slow down"
+DEFAULT_QUOTA = 100_000  # daily API requests of a new org
 
 
 def default_cert_dir() -> Path:

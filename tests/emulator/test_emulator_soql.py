@@ -14,7 +14,6 @@ from engine.emulator.soql import (
     BoolOp,
     Comparison,
     Count,
-    Executor,
     InList,
     Like,
     Not,
@@ -22,6 +21,7 @@ from engine.emulator.soql import (
     parse,
     tokenize,
 )
+from engine.emulator.soql_eval import Executor
 
 CAMPAIGN = make_id("701", 1)
 LEADS = [
