@@ -1,4 +1,4 @@
-"""`explain`: why a person did or did not go through a campaign (engine/explain/__init__.py).
+"""`explain`: why a person did or did not go through a campaign (engine/explain: trace, words, render, model).
 
 Every test replays events over the standard world of `replay_helpers` and reads the explanation the way a
 rule author would: the trigger, the qualification, each filter clause with its value, choices, steps.
