@@ -7,6 +7,10 @@ from operator import attrgetter
 from typing import Literal
 
 TimeUnit = Literal["minute", "hour", "day", "week", "month"]
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[Weekday, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+DEFAULT_TIMEZONE = "UTC"
+MAX_EXECUTE_DEPTH = 3
 
 UNIT_SECONDS: dict[str, int] = {
     "minute": 60,
@@ -78,7 +82,7 @@ class StatusMatch:
 class Trigger:
     """One `trigger` line: a person who fires any trigger of a campaign is a candidate for its flow."""
 
-    kind: Literal["added", "removed", "status_changed", "program_status_changed"]
+    kind: Literal["added", "removed", "status_changed", "program_status_changed", "requested"]
     campaign: CampaignRef | None = None
     program: str | None = None
     status: StatusMatch | None = None
@@ -179,6 +183,62 @@ class Wait:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitUntil:
+    """`wait until 2026-12-24T09:00`: a local date and time in the campaign's time zone; already past: go on."""
+
+    at: str  # "YYYY-MM-DDTHH:MM" as written (seconds ":SS" kept when given)
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class WaitWindow:
+    """`wait 2 days then until weekday monday..friday at 09:00` (or `wait until weekday ...`, amount 0): after
+    the delay, the next moment that is `time` on a weekday from `first` to `last` (wrapping past sunday)."""
+
+    amount: int
+    unit: TimeUnit
+    first: Weekday
+    last: Weekday
+    time: str  # "HH:MM"
+    span: Span = _span()
+
+    @property
+    def seconds(self) -> int:
+        return self.amount * UNIT_SECONDS[self.unit]
+
+    @property
+    def weekdays(self) -> tuple[int, ...]:
+        """The window's days as Python weekday numbers (monday 0), in order from `first`."""
+        start, end = WEEKDAYS.index(self.first), WEEKDAYS.index(self.last)
+        return tuple((start + n) % 7 for n in range((end - start) % 7 + 1))
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCampaign:
+    """`request campaign "X"`: queues the person for X (whose trigger is `campaign is requested`)."""
+
+    campaign: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteCampaign:
+    """`execute campaign "X"`: X's qualification, filters and flow run inline for this person, before the next step."""
+
+    campaign: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveFromFlow:
+    """`remove from flow of campaign "X"` / `remove from flow of this campaign` (campaign None): the person's
+    waiting runs of X are dropped."""
+
+    campaign: str | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Branch:
     """One `if` / `else if` arm of a choice; `condition` is None for the final `else`."""
 
@@ -194,7 +254,52 @@ class Choice:
 
 
 FlowAction = AddToCampaign | ChangeStatusInCampaign | RemoveFromCampaign | ChangeProgramStatus
-FlowStep = AddToCampaign | ChangeStatusInCampaign | RemoveFromCampaign | ChangeProgramStatus | Wait | Choice
+FlowStep = (
+    AddToCampaign
+    | ChangeStatusInCampaign
+    | RemoveFromCampaign
+    | ChangeProgramStatus
+    | Wait
+    | WaitUntil
+    | WaitWindow
+    | RequestCampaign
+    | ExecuteCampaign
+    | RemoveFromFlow
+    | Choice
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When a batch campaign runs, in its time zone:
+    `schedule at 2026-12-10T09:00` (once), `schedule every day at 09:00`,
+    `schedule every week on monday at 09:00`, `schedule every month on day 1 at 09:00`
+    (a day past the month's end runs on its last day)."""
+
+    kind: Literal["once", "daily", "weekly", "monthly"]
+    at: str | None = None  # once: "YYYY-MM-DDTHH:MM"
+    time: str | None = None  # daily, weekly, monthly: "HH:MM"
+    weekday: Weekday | None = None  # weekly
+    day: int | None = None  # monthly: 1..31
+    span: Span = _span()
+
+    def describe(self) -> str:
+        """The schedule in the rule language's own words."""
+        if self.kind == "once":
+            return f"schedule at {self.at}"
+        if self.kind == "daily":
+            return f"schedule every day at {self.time}"
+        if self.kind == "weekly":
+            return f"schedule every week on {self.weekday} at {self.time}"
+        return f"schedule every month on day {self.day} at {self.time}"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeZone:
+    """`timezone "Europe/Berlin"` at the top of a file: the rule set's time zone (IANA name; UTC by default)."""
+
+    name: str
+    span: Span = _span()
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +318,19 @@ class Campaign:
     span: Span = _span()
     name_span: Span = _span()
     repeated: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
+    schedule: Schedule | None = None  # a batch campaign: no triggers, runs over everyone who passes its filters
+    timezone: str | None = None  # `timezone "..."` inside the campaign; else the rule set's
+    timezone_span: Span = _span()
+    limit: int | None = None  # `limit N`: at most N persons per batch run, by email
+    limit_span: Span = _span()
+
+    @property
+    def is_batch(self) -> bool:
+        return self.schedule is not None
+
+    @property
+    def is_requestable(self) -> bool:
+        return any(t.kind == "requested" for t in self.triggers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +400,7 @@ class Program:
         return sum(c.amount for c in self.costs)
 
 
-Declaration = Campaign | Program | Channel
+Declaration = Campaign | Program | Channel | TimeZone
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +427,11 @@ class RuleSet:
     campaigns: tuple[Campaign, ...]
     programs: tuple[Program, ...]
     channels: tuple[Channel, ...]
+    timezone: str = DEFAULT_TIMEZONE  # the first `timezone` declaration of the set (`check` refuses two different)
+
+    def zone_of(self, campaign: Campaign) -> str:
+        """The IANA time zone a campaign's schedule and dated waits are read in."""
+        return campaign.timezone or self.timezone
 
     def channel(self, name: str) -> Channel | None:
         for channel in self.channels:

@@ -30,6 +30,14 @@ def describe_trigger(trigger: ast.Trigger) -> str:
     return text
 
 
+def describe_window(step: ast.WaitWindow) -> str:
+    """`wait 2 days then until weekday monday..friday at 09:00` (no delay: `wait until weekday ...`)."""
+    window = f"until weekday {step.first}..{step.last} at {step.time}"
+    if step.amount == 0:
+        return f"wait {window}"
+    return f"wait {step.amount} {step.unit}{'' if step.amount == 1 else 's'} then {window}"
+
+
 def describe_step(step: ast.FlowStep) -> str:
     """A flow step in the rule language's own words (a choice as its first condition)."""
     if isinstance(step, ast.AddToCampaign):
@@ -42,6 +50,18 @@ def describe_step(step: ast.FlowStep) -> str:
         return f'change program status in program "{step.program}" to "{step.status}"'
     if isinstance(step, ast.Wait):
         return f"wait {step.amount} {step.unit}{'' if step.amount == 1 else 's'}"
+    if isinstance(step, ast.WaitUntil):
+        return f"wait until {step.at}"
+    if isinstance(step, ast.WaitWindow):
+        return describe_window(step)
+    if isinstance(step, ast.RequestCampaign):
+        return f'request campaign "{step.campaign}"'
+    if isinstance(step, ast.ExecuteCampaign):
+        return f'execute campaign "{step.campaign}"'
+    if isinstance(step, ast.RemoveFromFlow):
+        return "remove from flow of " + (
+            f'campaign "{step.campaign}"' if step.campaign is not None else "this campaign"
+        )
     first = step.branches[0].condition
     return "if " + describe_filter(first) if first is not None else "choice"
 

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from engine.language import ast
+from engine.language.describe import describe_step
 from engine.language.diagnostics import Diagnostic
 from engine.language.parser import parse_text
 
@@ -230,6 +231,8 @@ def _step(step: ast.FlowStep) -> str:
         return f"change program status in program {_quote(step.program)} to {_quote(step.status)}"
     if isinstance(step, ast.Wait):
         return f"wait {_amount(step.amount, step.unit)}"
+    if isinstance(step, (ast.WaitUntil, ast.WaitWindow, ast.RequestCampaign, ast.ExecuteCampaign, ast.RemoveFromFlow)):
+        return describe_step(step)
     raise TypeError(f"not a simple flow step: {step!r}")  # pragma: no cover - choices are built as blocks
 
 
@@ -469,6 +472,8 @@ class _Builder:
             return self.campaign(declaration)
         if isinstance(declaration, ast.Program):
             return self.program(declaration)
+        if isinstance(declaration, ast.TimeZone):
+            return _leaf([f"timezone {_quote(declaration.name)}"], _span_range(declaration.span))
         return self.channel(declaration)
 
     def _declaration(self, header: str, span: ast.Span, name_span: ast.Span, children: list[_Node]) -> _Node:

@@ -49,17 +49,21 @@ def assemble(files: Iterable[ast.RuleFile]) -> ast.RuleSet:
     campaigns: list[ast.Campaign] = []
     programs: list[ast.Program] = []
     channels: list[ast.Channel] = []
+    zones: list[str] = []
     for rule_file in files:
         for declaration in rule_file.declarations:
             if isinstance(declaration, ast.Campaign):
                 campaigns.append(declaration)
             elif isinstance(declaration, ast.Program):
                 programs.append(declaration)
+            elif isinstance(declaration, ast.TimeZone):
+                zones.append(declaration.name)
             else:
                 channels.append(declaration)
     declared = {c.name for c in channels}
     channels.extend(c for c in builtin_channels() if c.name not in declared)
-    return ast.RuleSet(files, tuple(campaigns), tuple(programs), tuple(channels))
+    timezone = zones[0] if zones else ast.DEFAULT_TIMEZONE
+    return ast.RuleSet(files, tuple(campaigns), tuple(programs), tuple(channels), timezone)
 
 
 def too_large(display: str, size: int) -> Diagnostic:

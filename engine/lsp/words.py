@@ -70,6 +70,19 @@ def step(node: ast.FlowStep) -> str:
     if isinstance(node, ast.Wait):
         unit = node.unit if node.amount == 1 else f"{node.unit}s"
         return f"Waits {node.amount} {unit} before the next step."
+    if isinstance(node, ast.WaitUntil):
+        return f"Waits until {node.at} in the campaign's time zone (goes on at once when that is past)."
+    if isinstance(node, ast.WaitWindow):
+        unit = node.unit if node.amount == 1 else f"{node.unit}s"
+        delay = f"{node.amount} {unit}, then " if node.amount else ""
+        return f"Waits {delay}until the next {node.time} on a weekday from {node.first} to {node.last}."
+    if isinstance(node, ast.RequestCampaign):
+        return f'Queues the person for the requested campaign "{node.campaign}" (its filters and qualification apply).'
+    if isinstance(node, ast.ExecuteCampaign):
+        return f'Runs the flow of "{node.campaign}" for the person now, before the next step, if they pass its filters.'
+    if isinstance(node, ast.RemoveFromFlow):
+        which = f'"{node.campaign}"' if node.campaign is not None else "this campaign"
+        return f"Drops the person's waiting runs of {which}."
     arms = len(node.branches)
     return f"Runs the steps of the first of its {arms} branches whose condition the person meets."
 
