@@ -34,7 +34,9 @@ def find_scenarios(parent: Path = HERE) -> list[Path]:
     return sorted(d for d in parent.iterdir() if (d / "expect.json").exists())
 
 
-def all_steps(result: dict[str, Any], campaign: str | None = None, person: str | None = None) -> Iterator[dict[str, Any]]:
+def all_steps(
+    result: dict[str, Any], campaign: str | None = None, person: str | None = None
+) -> Iterator[dict[str, Any]]:
     for run in result.get("runs", []):
         if campaign is not None and run.get("campaign") != campaign:
             continue
@@ -183,6 +185,4 @@ def _step_matches(step: dict[str, Any], want: dict[str, Any]) -> bool:
         return False
     if "detail_contains" in want and want["detail_contains"].lower() not in str(step.get("detail", "")).lower():
         return False
-    if "at" in want and step.get("at") != want["at"]:
-        return False
-    return True
+    return "at" not in want or step.get("at") == want["at"]
