@@ -142,6 +142,11 @@ class _Builder(Transformer[Token, Any]):
         description: str | None = None
         active = True
         repeated: list[tuple[str, ast.Span]] = []
+        schedule: ast.Schedule | None = None
+        timezone: str | None = None
+        timezone_span = ast.NO_SPAN
+        limit: int | None = None
+        limit_span = ast.NO_SPAN
         for item in self._nodes(children):
             if isinstance(item, ast.Trigger):
                 triggers.append(item)
@@ -166,6 +171,18 @@ class _Builder(Transformer[Token, Any]):
                     if not active:
                         repeated.append(("inactive", item.span))
                     active = False
+                elif item.kind == "limit":
+                    if limit is not None:
+                        repeated.append(("limit", item.span))
+                    limit, limit_span = item.value, item.span
+            elif isinstance(item, ast.Schedule):
+                if schedule is not None:
+                    repeated.append(("schedule", item.span))
+                schedule = item
+            elif isinstance(item, ast.TimeZone):
+                if timezone is not None:
+                    repeated.append(("timezone", item.span))
+                timezone, timezone_span = item.name, item.span
         return ast.Campaign(
             name=_unquote(name),
             triggers=tuple(triggers),
@@ -179,7 +196,39 @@ class _Builder(Transformer[Token, Any]):
             span=self._span(children),
             name_span=self._token_span(name),
             repeated=tuple(repeated),
+            schedule=schedule,
+            timezone=timezone,
+            timezone_span=timezone_span,
+            limit=limit,
+            limit_span=limit_span,
         )
+
+    def timezone(self, children: list[Any]) -> ast.TimeZone:
+        return ast.TimeZone(_unquote(self._strings(children)[0]), self._span(children))
+
+    def limit(self, children: list[Any]) -> _Marker:
+        amount = next(c for c in children if type(c) is Token and c.type == "INT")
+        return _Marker("limit", _int(amount), self._span(children))
+
+    @staticmethod
+    def _token(children: list[Any], kind: str) -> Token:
+        return next(c for c in children if type(c) is Token and c.type == kind)
+
+    def schedule_once(self, children: list[Any]) -> ast.Schedule:
+        return ast.Schedule("once", at=str(self._token(children, "DATETIME")), span=self._span(children))
+
+    def schedule_daily(self, children: list[Any]) -> ast.Schedule:
+        return ast.Schedule("daily", time=str(self._token(children, "CLOCK")), span=self._span(children))
+
+    def schedule_weekly(self, children: list[Any]) -> ast.Schedule:
+        weekday: ast.Weekday = str(self._token(children, "WEEKDAY"))  # type: ignore[assignment]
+        clock = str(self._token(children, "CLOCK"))
+        return ast.Schedule("weekly", time=clock, weekday=weekday, span=self._span(children))
+
+    def schedule_monthly(self, children: list[Any]) -> ast.Schedule:
+        day = _int(self._token(children, "INT"))
+        clock = str(self._token(children, "CLOCK"))
+        return ast.Schedule("monthly", time=clock, day=day, span=self._span(children))
 
     def description(self, children: list[Any]) -> _Marker:
         return _Marker("description", _unquote(self._strings(children)[0]), self._span(children))
@@ -232,6 +281,9 @@ class _Builder(Transformer[Token, Any]):
             to_status=parts.get("to_status"),
             span=self._span(children),
         )
+
+    def trigger_requested(self, children: list[Any]) -> ast.Trigger:
+        return ast.Trigger("requested", span=self._span(children))
 
     def filter(self, children: list[Any]) -> _Marker:
         return _Marker("filter", self._nodes(children)[0], self._span(children))
@@ -359,6 +411,32 @@ class _Builder(Transformer[Token, Any]):
         amount = next(c for c in children if isinstance(c, Token) and c.type == "INT")
         unit = next(c for c in children if isinstance(c, Token) and c.type == "TIME_UNIT")
         return ast.Wait(_int(amount), _unit(unit), self._span(children))
+
+    def wait_until_step(self, children: list[Any]) -> ast.WaitUntil:
+        return ast.WaitUntil(str(self._token(children, "DATETIME")), self._span(children))
+
+    def wait_window_step(self, children: list[Any]) -> ast.WaitWindow:
+        amounts = [c for c in children if type(c) is Token and c.type == "INT"]
+        units = [c for c in children if type(c) is Token and c.type == "TIME_UNIT"]
+        days: list[Any] = [str(c) for c in children if type(c) is Token and c.type == "WEEKDAY"]
+        return ast.WaitWindow(
+            _int(amounts[0]) if amounts else 0,
+            _unit(units[0]) if units else "day",
+            days[0],
+            days[-1],
+            str(self._token(children, "CLOCK")),
+            self._span(children),
+        )
+
+    def request_step(self, children: list[Any]) -> ast.RequestCampaign:
+        return ast.RequestCampaign(_unquote(self._strings(children)[0]), self._span(children))
+
+    def execute_step(self, children: list[Any]) -> ast.ExecuteCampaign:
+        return ast.ExecuteCampaign(_unquote(self._strings(children)[0]), self._span(children))
+
+    def remove_flow_step(self, children: list[Any]) -> ast.RemoveFromFlow:
+        strings = self._strings(children)
+        return ast.RemoveFromFlow(_unquote(strings[0]) if strings else None, self._span(children))
 
     def block(self, children: list[Any]) -> _Marker:
         return _Marker("block", tuple(self._nodes(children)), self._span(children))

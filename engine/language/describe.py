@@ -14,6 +14,8 @@ def describe_match(match: ast.StatusMatch) -> str:
 
 def describe_trigger(trigger: ast.Trigger) -> str:
     """A trigger in the rule language's own words."""
+    if trigger.kind == "requested":
+        return "campaign is requested"
     if trigger.kind == "program_status_changed":
         text = f'status changed in program "{trigger.program}"'
     else:

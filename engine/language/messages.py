@@ -20,6 +20,9 @@ _TERMINAL_WORDS = {
     "INT": "a whole number",
     "TIME_UNIT": "a time unit (minutes, hours, days, weeks, months)",
     "PERIOD": "a month like 2026-10",
+    "DATETIME": "a date and time like 2026-12-10T09:00",
+    "CLOCK": "a time like 09:00",
+    "WEEKDAY": "a weekday like monday",
     "$END": "end of file",
     "SUCCESS": "`success`",
 }
@@ -92,6 +95,7 @@ def _phrases(parser: Lark, prefix: str, expected: set[str]) -> list[str]:
 
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_NUMBER_RUN = re.compile(r"[0-9][0-9A-Za-z:.-]*")
 
 
 def _open_braces(text: str, upto: int) -> list[int]:
@@ -154,6 +158,12 @@ def _syntax_diagnostic(parser: Lark, text: str, error: UnexpectedInput, file: st
             found = f"`{token}`" if token.type != "STRING" else f"string {token}"
             pos = token.start_pos
             end_column = (token.end_column or column + 1) if token.end_line == token.line else column + 1
+            if token.type in ("PERIOD", "INT", "CLOCK") and token.end_pos is not None:
+                # a number run on into a malformed date or time (`2026-12-24T9`): show all of it
+                run = _NUMBER_RUN.match(text, token.start_pos or 0)
+                if run is not None and run.end() > token.end_pos:
+                    found = f"`{run.group(0)}`"
+                    end_column = column + len(run.group(0))
     elif isinstance(error, UnexpectedEOF):
         expected = set(error.expected or ())
         found = "end of file"
@@ -231,7 +241,7 @@ def _is_word_char(ch: str) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def keywords() -> frozenset[str]:
-    """Every word the language knows: the grammar's keywords and the time units."""
+    """Every word the language knows: the grammar's keywords, the time units and the weekdays."""
     from engine.language.parser import get_parser  # the factory imports this module: imported when first used
 
     parser = get_parser()
@@ -240,6 +250,7 @@ def keywords() -> frozenset[str]:
     }
     for unit in ast.UNIT_SECONDS:
         words.update((unit, unit + "s"))
+    words.update(ast.WEEKDAYS)
     words.add("success")
     return frozenset(words)
 
@@ -298,8 +309,13 @@ def _next_unknown_word() -> re.Pattern[str]:
     or `_`; strings and comments (even unclosed) hold no words."""
     known = "|".join(re.escape(word) for word in sorted(keywords(), key=len, reverse=True))
     return re.compile(
-        rf'(?:[^A-Za-z_"#]++|"(?:[^"\\\n]++|\\.)*+"?|#[^\n]*+|(?:{known})(?![A-Za-z0-9_]))*+([A-Za-z_][A-Za-z0-9_]*)'
+        rf'(?:[^A-Za-z_"#0-9]++|{_DATETIME}|[0-9]++|"(?:[^"\\\n]++|\\.)*+"?|#[^\n]*+|(?:{known})(?![A-Za-z0-9_]))*+'
+        r"([A-Za-z_][A-Za-z0-9_]*)"
     )
+
+
+# a date and time (`2026-12-10T09:00`): its `T` is no word of its own
+_DATETIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?(?![0-9A-Za-z_])"
 
 
 def _glued_words(parser: Lark, text: str, file: str) -> list[Diagnostic]:

@@ -47,6 +47,33 @@ campaign "Empty" { }
    \t
 """
 
+# Batch, requested and executed campaigns, Remove from Flow, dated and weekday waits (issue 12).
+NEW_FORMS = """timezone "Europe/Berlin"
+campaign "Batch" {
+    schedule every week on monday at 09:00  # weekly
+    timezone "America/New_York"
+    filter member of sfdc campaign "Webinar" with status "No Show"
+    limit 500
+    flow { remove from sfdc campaign "Webinar" }
+}
+campaign "Once" { schedule at 2026-12-10T09:00 flow { wait until 2026-12-24T09:00:30 } }
+campaign "Daily" { schedule every day at 09:00 }
+campaign "Monthly" { schedule every month on day 31 at 23:59 limit 1 }
+campaign "Kit" {
+    trigger campaign is requested
+    flow {
+        request campaign "Kit"
+        execute campaign "Score"
+        remove from flow of campaign "Drip"
+        remove from flow of this campaign
+        wait 2 days then until weekday monday..friday at 09:00
+        wait until weekday monday .. friday at 09:00
+        wait 1 day then until weekday saturday at 10:00
+        if member of sfdc campaign "X" { wait until 2026-01-01T00:00 } else { wait 1 week }
+    }
+}
+"""
+
 BROKEN = [
     'campaign "A" {\n    trigger aded to sfdc campaign "W"\n}\n',
     'campaign "A" {\n    trigger added to sfdc campaign "W"\n',
@@ -60,10 +87,12 @@ BROKEN = [
 
 MUTATIONS = ["campaign", "trigger", "added", "to", "in", "inactive", "not", "and", "or", "(", ")", "{", "}", '"x"']
 MUTATIONS += ["# c\n", "\n", "\r\n", "\t", "\f", " ", "2026-10", "12", "days", "success", "é", '"\\q"', "\u00a0"]
+MUTATIONS += ["schedule", "every", "day", "week", "month", "at", "09:00", "2026-12-24T09:00", "monday", "..", "until"]
+MUTATIONS += ["weekday", "then", "limit", "timezone", "request", "execute", "campaign is requested", "-", ":", "T"]
 
 
 def seeds() -> list[str]:
-    texts = [EVERY_CONSTRUCT, *BROKEN, *SEEDS]  # SEEDS: the conformance files, LANGUAGE.md, every construct
+    texts = [EVERY_CONSTRUCT, NEW_FORMS, *BROKEN, *SEEDS]  # SEEDS: the conformance files, LANGUAGE.md, every construct
     texts += [p.read_text(encoding="utf-8") for p in sorted(ROOT.glob("examples/*/rules/**/*.campaign"))]
     texts += [p.read_text(encoding="utf-8") for p in sorted((ROOT / "engine" / "rules").rglob("*.campaign"))]
     return texts
@@ -172,6 +201,13 @@ def test_random_word_sequences_parse_the_same(fast_parses: list[str], words: lis
     assert with_fast == lark_only
 
 
+def test_new_forms_parse_the_same_and_fast(fast_parses: list[str]) -> None:
+    with_fast, lark_only = both_ways(NEW_FORMS)
+    assert with_fast == lark_only
+    assert fast_parses == [NEW_FORMS]
+    assert parser._parse_text(NEW_FORMS, "t.campaign").diagnostics == ()
+
+
 def test_a_large_generated_rule_set_parses_the_same(fast_parses: list[str]) -> None:
     base = EVERY_CONSTRUCT.replace("\ufeff", "")
     text = "".join(re.sub(r'campaign "(\w+)"', rf'campaign "\1 {i}"', base) for i in range(30))
@@ -223,7 +259,10 @@ def test_cache_and_helper_results_round_trip_every_field(tmp_path: Path) -> None
 
 # ------------------------------------------------------------------------------ words the language does not know
 
-WORD_OR_SKIPPED = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[A-Za-z_][A-Za-z0-9_]*')
+WORD_OR_SKIPPED = re.compile(
+    r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|(?<![0-9])[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?(?![0-9A-Za-z_])'
+    r"|[A-Za-z_][A-Za-z0-9_]*"
+)
 
 
 def unknown_words_one_by_one(text: str) -> list[tuple[int, str]]:
@@ -232,7 +271,7 @@ def unknown_words_one_by_one(text: str) -> list[tuple[int, str]]:
     found = []
     for match in WORD_OR_SKIPPED.finditer(text):
         word = match.group(0)
-        if word[0] not in '"#' and word not in known:
+        if word[0] not in '"#0123456789' and word not in known:
             found.append((match.start(), word))
     return found
 
@@ -246,6 +285,7 @@ def unknown_words(text: str) -> list[tuple[int, str]]:
 
 
 PIECES = [*MUTATIONS, "x", "_a", "a1", "2x", "dayz", "days2", "in_", '"', "\\", '\\"', "#", "campaignx", "inactive"]
+PIECES += ["2026-12-24", "T09:00", "2026-12-24T09:00x", "mondays", "1"]
 
 
 def test_unknown_words_are_found_as_one_by_one() -> None:

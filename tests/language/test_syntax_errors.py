@@ -47,7 +47,7 @@ def test_keyword_typo(snapshot) -> None:
     assert (diagnostic.file, diagnostic.line, diagnostic.column) == (FILE, 2, line_col(TYPO, "aded")[1])
     assert diagnostic.column == 13
     assert diagnostic.end_column == 13 + len("aded")
-    assert "expected `added to`, `removed from` or `status changed in`" in diagnostic.message
+    assert "expected `added to`, `campaign is requested`, `removed from` or `status changed in`" in diagnostic.message
     assert "did you mean `added`?" in diagnostic.message
     assert rendered(TYPO) == snapshot
 
