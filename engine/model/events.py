@@ -1,4 +1,4 @@
-"""Sync events (REPLAY.md): observations of Salesforce and of program statuses."""
+"""Sync events (REPLAY.md): observations of Salesforce and of program statuses, and requests for a campaign."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ EventType = Literal[
     "status_changed_in_sfdc_campaign",
     "removed_from_sfdc_campaign",
     "program_status_changed",
+    "campaign_requested",
 ]
 
 
@@ -45,6 +46,16 @@ class Event(BaseModel):
 
     @model_validator(mode="after")
     def _shape(self) -> Event:
+        if self.type == "campaign_requested":
+            if not self.campaign:
+                raise ValueError("campaign: the requested smart campaign's name is required for campaign_requested")
+            if self.campaign_id:
+                raise ValueError("campaign_id: campaign_requested names a smart campaign by its name (`campaign`)")
+            if self.program:
+                raise ValueError("program: only program_status_changed names a program")
+            if self.status is not None:
+                raise ValueError("status: campaign_requested has no status")
+            return self
         if self.type == "program_status_changed":
             if not self.program:
                 raise ValueError("program: the program's name is required for program_status_changed")

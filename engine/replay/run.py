@@ -1,4 +1,12 @@
-"""Replay (REPLAY.md): a rule set over a world and a stream of events, on the embedded local org, deterministic."""
+"""Replay (REPLAY.md): a rule set over a world and a stream of events, on the embedded local org, deterministic.
+
+Batch campaigns run on the replay's clock: before each event, every continuation and every schedule slot due at
+or before its time runs, in time order (a continuation before a slot at the same instant); the schedules start
+at the world's `now`. A durable replay (`ReplayOptions.store_path`, `replay --store FILE`) keeps its whole state in
+a SQLite file, committed after every event, waiting run and batch chunk: run again on the same file, it goes on
+where it stopped (the world is not seeded again, the events processed are skipped, an interrupted batch run
+resumes first) and its result is the one an uninterrupted replay gives.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +20,7 @@ from engine.language import ast
 from engine.model.events import Event
 from engine.model.loading import InputError
 from engine.model.world import World, as_utc
+from engine.runtime import calendar
 from engine.runtime.interpreter import DEFAULT_MAX_DEPTH, Interpreter, Tracer, iso
 from engine.store.store import MEMORY_URL, Person, Store
 from engine.sync.programs import program_sync
@@ -25,12 +34,33 @@ class ReplayInputEvent:
 
 
 class ResultRecorder:
-    """Collects runs (in start order), their steps, and errors: the REPLAY.md result."""
+    """Collects runs (in start order), their steps, and errors: the REPLAY.md result.
 
-    def __init__(self) -> None:
+    With a store (a durable replay), steps and errors are written to it too, and `load` rebuilds what an earlier
+    process recorded (runs are in the store already)."""
+
+    def __init__(self, store: Store | None = None) -> None:
         self.runs: list[dict[str, Any]] = []
         self._by_id: dict[int, dict[str, Any]] = {}
         self.errors: list[dict[str, Any]] = []
+        self._store = store
+
+    def load(self, store: Store) -> None:
+        """The runs, steps and errors recorded in the store before (a resumed durable replay)."""
+        emails: dict[int, str] = {}
+        for run_id, campaign, person_id, started_at, trigger, steps in store.recorded_runs():
+            if person_id not in emails:
+                emails[person_id] = store.person_by_id(person_id).email
+            run: dict[str, Any] = {
+                "campaign": campaign,
+                "person": emails[person_id],
+                "trigger": trigger,
+                "at": iso(started_at),
+                "steps": steps,
+            }
+            self.runs.append(run)
+            self._by_id[run_id] = run
+        self.errors = [{"message": message, "at": iso(at)} for at, message in store.replay_errors()]
 
     def run_started(self, run_id: int, campaign: str, person: Person, trigger: dict[str, Any], at: float) -> None:
         run = {"campaign": campaign, "person": person.email, "trigger": trigger, "at": iso(at), "steps": []}
@@ -42,10 +72,14 @@ class ResultRecorder:
         if run is not None:
             ordered = {"action": step.pop("action")}
             ordered.update(step)
+            if self._store is not None:
+                self._store.add_step(run_id, len(run["steps"]), ordered)
             run["steps"].append(ordered)
 
     def error(self, message: str, at: float) -> None:
         self.errors.append({"message": message, "at": iso(at)})
+        if self._store is not None:
+            self._store.add_replay_error(at, message)
 
     def run_number(self, run_id: int) -> int | None:
         """1-based position of a run in `runs`."""
@@ -70,6 +104,12 @@ class ReplayOptions:
     progress: Callable[[int], None] | None = None
     tracer: Tracer | None = None
     world_source: str = "world"  # the world file's name, for messages
+    store_path: str | None = None  # a durable replay's SQLite file (`--store FILE`): continued when it holds one
+
+
+def store_url_for(path: str) -> str:
+    """The store URL of a durable replay's SQLite file."""
+    return f"sqlite:///{path}"
 
 
 def seed_world(store: Store, org: LocalOrg, world: World, rule_set: ast.RuleSet, source: str = "world") -> None:
@@ -131,9 +171,26 @@ def seed_world(store: Store, org: LocalOrg, world: World, rule_set: ast.RuleSet,
 def validate_events(events: Sequence[ReplayInputEvent], store: Store, rule_set: ast.RuleSet) -> None:
     """The world is the catalog: unknown campaigns, statuses and programs are unusable input."""
     names = [c.name for c in store.campaigns()]
+    named: set[str] = set()  # persons the events before create when unknown
     for item in events:
         event = item.event
         where = f"{item.file}:{item.line}"
+        if event.type == "campaign_requested":
+            requestable = ", ".join(f'"{c.name}"' for c in rule_set.campaigns if c.is_requestable) or "none"
+            smart = rule_set.campaign(event.campaign or "")
+            if smart is None:
+                raise InputError(
+                    f'{where}: campaign: the rules have no campaign "{event.campaign}" (requestable: {requestable})'
+                )
+            if not smart.is_requestable:
+                raise InputError(
+                    f'{where}: campaign: "{smart.name}" cannot be requested: it has no trigger '
+                    f"`campaign is requested` (requestable: {requestable})"
+                )
+            if event.person.lower() not in named and store.person(event.person) is None:
+                raise InputError(f"{where}: person: no person {event.person} in the world")
+            continue
+        named.add(event.person.lower())
         if event.type == "program_status_changed":
             declared = rule_set.program(event.program or "")
             if declared is None:
@@ -206,6 +263,82 @@ def export_world(store: Store, rule_set: ast.RuleSet, now: float) -> dict[str, A
     return {"now": iso(now), "persons": persons, "sfdc_campaigns": campaigns, "programs": programs}
 
 
+class Schedules:
+    """The batch campaigns' schedules on the replay clock: the next slot of each, after its cursor."""
+
+    def __init__(self, interp: Interpreter, start: float, cursors: dict[str, float]) -> None:
+        self.interp = interp
+        self.campaigns = [c for c in interp.rules.campaigns if c.is_batch and c.active]
+        self.cursor = {c.name: cursors.get(c.name, start) for c in self.campaigns}
+        self._next: dict[str, float | None] = {}
+        for campaign in self.campaigns:
+            try:
+                calendar.zone(interp.rules.zone_of(campaign))
+            except calendar.UnknownTimeZone as error:
+                raise InputError(f'campaign "{campaign.name}": {error}') from None
+            self._advance(campaign, self.cursor[campaign.name])
+
+    def _advance(self, campaign: ast.Campaign, cursor: float) -> None:
+        assert campaign.schedule is not None
+        self.cursor[campaign.name] = cursor
+        self._next[campaign.name] = calendar.next_slot(campaign.schedule, self.interp.rules.zone_of(campaign), cursor)
+
+    def next(self, upto: float) -> tuple[float, ast.Campaign] | None:
+        """The earliest slot at or before `upto` (campaigns in declaration order at the same instant)."""
+        best: tuple[float, ast.Campaign] | None = None
+        for campaign in self.campaigns:
+            slot = self._next[campaign.name]
+            if slot is not None and slot <= upto and (best is None or slot < best[0]):
+                best = (slot, campaign)
+        return best
+
+    def taken(self, campaign: ast.Campaign, slot: float) -> None:
+        self._advance(campaign, slot)
+
+
+class ReplayDriver:
+    """Runs continuations and schedule slots in time order, and keeps a durable replay's state."""
+
+    def __init__(self, interp: Interpreter, schedules: Schedules, durable: bool) -> None:
+        self.interp = interp
+        self.store = interp.store
+        self.schedules = schedules
+        self.durable = durable
+
+    def save(self, **values: str) -> None:
+        """A durable replay's state, with the clock, then a commit."""
+        if self.durable:
+            self.store.set_replay_state({"clock": repr(self.interp.clock), **values})
+            self.store.commit()
+
+    def run_until(self, upto: float | None, slots_upto: float) -> None:
+        """Every continuation due by `upto` (all: None) and every slot by `slots_upto`, in time order."""
+        while True:
+            due = self.store.next_due(upto)
+            slot = self.schedules.next(slots_upto)
+            if due is None and slot is None:
+                return
+            if slot is None or (due is not None and due.due_at <= slot[0]):
+                assert due is not None
+                self.interp.run_continuation(due)
+                self.save()
+                continue
+            at, campaign = slot
+            self.schedules.taken(campaign, at)
+            if at > self.interp.clock:
+                self.interp.set_clock(at)
+            if self.durable:  # committed with the batch run's selection
+                self.store.set_replay_state({"clock": repr(self.interp.clock), "schedule:" + campaign.name: repr(at)})
+            self.interp.run_batch(campaign, at)
+
+    def resume_batches(self) -> None:
+        """Batch runs an earlier process began and did not finish go on first."""
+        for _batch_id, name, slot in self.store.unfinished_batch_runs():
+            campaign = self.interp.campaigns.get(name)
+            if campaign is not None and campaign.is_batch:
+                self.interp.run_batch(campaign, slot)
+
+
 def replay(
     rule_set: ast.RuleSet,
     world: World,
@@ -214,14 +347,22 @@ def replay(
     *,
     store_url: str = MEMORY_URL,
 ) -> dict[str, Any]:
-    """Runs the replay and returns the REPLAY.md result (`runs`, `world`, `errors`)."""
+    """Runs the replay and returns the REPLAY.md result (`runs`, `world`, `errors`).
+
+    With `options.store_path` the replay is durable (see the module doc) and `store_url` is not used."""
     options = options or ReplayOptions()
     events = list(events)
-    store = Store.open(store_url)
+    durable = options.store_path is not None
+    store = Store.open(store_url_for(options.store_path) if options.store_path is not None else store_url)
     try:
+        state = store.replay_state() if durable else {}
+        resuming = state.get("seeded") == "1"
         org = LocalOrg(store)
-        seed_world(store, org, world, rule_set, options.world_source)
-        recorder = ResultRecorder()
+        if not resuming:
+            seed_world(store, org, world, rule_set, options.world_source)
+        recorder = ResultRecorder(store if durable else None)
+        if resuming:
+            recorder.load(store)
         interp = Interpreter(
             rule_set,
             store,
@@ -231,17 +372,29 @@ def replay(
             program_sync=program_sync(enabled=options.program_sync, disabled=options.sync_disabled),
             tracer=options.tracer,
         )
-        interp.set_clock(_ts(world.now))
+        start = float(state["start"]) if resuming else _ts(world.now)
+        interp.set_clock(float(state["clock"]) if resuming else start)
         interp.programs.link_all()
         # after the first link: a campaign the sync made to match has the channel's statuses now
         validate_events(events, store, rule_set)
+        cursors = {key.removeprefix("schedule:"): float(v) for key, v in state.items() if key.startswith("schedule:")}
+        driver = ReplayDriver(interp, Schedules(interp, start, cursors), durable)
+        if not resuming:
+            driver.save(seeded="1", events="0", start=repr(start))
+        driver.resume_batches()
+        done = int(state.get("events", "0"))
         for number, item in enumerate(events, start=1):
-            process_event(interp, item, options.warn)
+            if number <= done:  # processed by the process that stopped
+                continue
+            process_event(interp, item, options.warn, advance=lambda at: driver.run_until(at, at))
+            driver.save(events=str(number))
             if options.progress is not None and number % 1000 == 0:
                 options.progress(number)
-        interp.run_due(_ts(options.until) if options.until is not None else None)
-        if options.until is not None and _ts(options.until) > interp.clock:
-            interp.set_clock(_ts(options.until))
+        until = _ts(options.until) if options.until is not None else None
+        driver.run_until(until, until if until is not None else interp.clock)
+        if until is not None and until > interp.clock:
+            interp.set_clock(until)
+        driver.save()
         store.commit()
         waiting = [
             {
@@ -262,8 +415,15 @@ def replay(
         store.close()
 
 
-def process_event(interp: Interpreter, item: ReplayInputEvent, warn: Callable[[str], None]) -> None:
-    """One event: due continuations first, then the observation, then the cascade it causes."""
+def process_event(
+    interp: Interpreter,
+    item: ReplayInputEvent,
+    warn: Callable[[str], None],
+    *,
+    advance: Callable[[float], object] | None = None,
+) -> None:
+    """One event: due continuations first (`advance(at)`, which may run schedule slots too; by default the
+    continuations only), then the observation, then the cascade it causes."""
     event = item.event
     store = interp.store
     if event.id is not None:
@@ -277,10 +437,14 @@ def process_event(interp: Interpreter, item: ReplayInputEvent, warn: Callable[[s
             "processed at the clock's time"
         )
         at = interp.clock
-    interp.run_due(at)
+    (advance or interp.run_due)(at)
     interp.set_clock(at)
     person = store.person(event.person)
-    if event.type == "program_status_changed":
+    if event.type == "campaign_requested":
+        if person is None:
+            raise InputError(f"{item.file}:{item.line}: person: no person {event.person} in the world")
+        interp.request(person, event.campaign or "", at)
+    elif event.type == "program_status_changed":
         if person is None:
             person = store.add_person(event.person)
         status = None if event.status == ast.NOT_IN_PROGRAM else event.status

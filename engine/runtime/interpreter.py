@@ -4,11 +4,17 @@ One change, end to end: an observation is diffed against the mirror; the change 
 queue; the trigger index names the campaigns it fires (declaration order); each checks qualification and
 filters and runs its flow; flow actions go to the CRM adapter and their changes go back on the queue,
 one level deeper. Waits park the rest of a flow as a continuation due later (event time, never the clock).
+
+Besides changes: a requested campaign runs for a `request campaign` step or a `campaign_requested` event (a
+change of its own kind that fires only the campaign named); `execute campaign` runs another campaign's flow
+inline, before the next step; a batch campaign runs when its schedule comes, over everyone its filters select
+(`run_batch`, durable: see `engine.runtime.batch`).
 """
 
 from __future__ import annotations
 
 import gc
+import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +24,8 @@ from typing import Any, Protocol
 from engine.language import ast
 from engine.language.describe import describe_filter
 from engine.runtime import adapter as p
+from engine.runtime import batch as batches
+from engine.runtime import calendar
 from engine.runtime.adapter import CrmAdapter
 from engine.runtime.filters import Compiled, FilterContext, compile_filters, evaluate, pass_all
 from engine.runtime.programs import NoProgramSync, ProgramSyncFactory, ProgramSyncHook, change_program_status
@@ -25,6 +33,11 @@ from engine.runtime.triggers import Candidate, Change, TriggerIndex
 from engine.store.store import CampaignInfo, Continuation, Person, Store
 
 DEFAULT_MAX_DEPTH = 10
+
+# Fault injection, to rehearse a crash: the process exits at once (code 137, as after kill -9) right after the Nth
+# run it started has executed its first step, before anything after it is committed.
+FAULT_EXIT_AFTER_RUNS = "SMARTCAMPAIGN_FAULT_EXIT_AFTER_RUNS"
+_runs_in_process = 0
 
 ACTIVITY_ADD = "Add to SFDC Campaign"
 ACTIVITY_REMOVE = "Remove from SFDC Campaign"
@@ -82,6 +95,7 @@ class RunContext:
     person: Person
     depth: int  # depth of the change that triggered the run
     chain: tuple[str, ...]
+    execute_depth: int = 0  # executed campaigns: how deep this run is nested (0: not executed)
 
 
 @dataclass
@@ -116,6 +130,9 @@ class Interpreter:
         self.programs: ProgramSyncHook = program_sync(self) if program_sync is not None else NoProgramSync()
         self._compiled_filters: dict[str, Compiled] = {}
         self._compiled_version = -1
+        fault = os.environ.get(FAULT_EXIT_AFTER_RUNS, "").strip()
+        self._fault_after = int(fault) if fault.isdigit() else None
+        self._fault_run: int | None = None
         if tracer is not None:
             tracer.event("start", interpreter=self)
 
@@ -132,12 +149,64 @@ class Interpreter:
             due = self.store.next_due(upto)
             if due is None:
                 return count
-            self.store.delete_continuation(due.id)
-            if due.due_at > self.clock:
-                self.set_clock(due.due_at)
-            self._resume(due)
-            self.drain()
+            self.run_continuation(due)
             count += 1
+
+    def run_continuation(self, due: Continuation) -> None:
+        """One waiting run goes on (the clock moves to its due time when that is later), then its cascade."""
+        self.store.delete_continuation(due.id)
+        if due.due_at > self.clock:
+            self.set_clock(due.due_at)
+        self._resume(due)
+        self.drain()
+
+    # ------------------------------------------------------------------------------ batch campaigns
+    def run_batch(self, campaign: ast.Campaign, slot: float) -> batches.BatchOutcome:
+        """The batch campaign's run at `slot` of its schedule, durable: selects (or resumes an interrupted run's
+        remaining members), runs each selected person, commits every `batch.CHUNK` members. A finished run at
+        this slot never runs again."""
+        return batches.run_batch(self, campaign, slot)
+
+    def run_batch_member(self, campaign: ast.Campaign, person: Person, slot: float) -> bool:
+        """One selected person's run of a batch campaign at `slot`: qualification is checked again (filters are
+        not), then the flow and its cascade. Whether the person ran."""
+        if not campaign.active or campaign.schedule is None:
+            return False
+        if slot > self.clock:
+            self.set_clock(slot)
+        if not self.qualifies_at(campaign, person.id, self.clock):
+            return False
+        trigger: dict[str, Any] = {
+            "type": "batch",
+            "schedule": campaign.schedule.describe(),
+            "slot": iso(slot),
+            "origin": "schedule",
+        }
+        ctx = self._open_run(campaign, person, trigger, self.clock, 0, ())
+        self._execute(ctx, [(campaign.flow, 0, ())])
+        self._fault_check(ctx)
+        self.drain()
+        return True
+
+    def abandon(self) -> None:
+        """After a failure mid-transaction: the queued changes and everything not committed are dropped."""
+        self.queue.clear()
+        self.store.rollback()
+
+    def qualifies_at(self, campaign: ast.Campaign, person_id: int, at: float) -> bool:
+        """Qualification of a person for a campaign at `at` (no tracer)."""
+        rule = campaign.qualification
+        if rule.kind == "every_time":
+            return True
+        last = self.store.qualification(campaign.name, person_id)
+        if last is None:
+            return True
+        return rule.kind == "window" and at >= last[0] + rule.window_seconds
+
+    # ------------------------------------------------------------------------------ requests
+    def request(self, person: Person, campaign: str, at: float) -> None:
+        """A `campaign_requested` event: the person is queued for the requested campaign (origin event)."""
+        self.emit(Change("requested", person, None, None, None, None, "event", 0, (), at, campaign))
 
     # ------------------------------------------------------------------------------ observations
     def observe_membership(self, person: Person, campaign: CampaignInfo, status: str | None, at: float) -> bool:
@@ -265,13 +334,34 @@ class Interpreter:
         return ok
 
     def _start_run(self, campaign: ast.Campaign, change: Change) -> None:
-        trigger = change.describe()
-        run_id = self.store.start_run(campaign.name, change.person.id, change.at, trigger)
-        self.recorder.run_started(run_id, campaign.name, change.person, trigger, change.at)
-        ctx = RunContext(run_id, campaign, change.person, change.depth, change.chain)
+        ctx = self._open_run(campaign, change.person, change.describe(), change.at, change.depth, change.chain)
         if self.tracer:
             self.tracer.event("run", run=ctx, change=change)
         self._execute(ctx, [(campaign.flow, 0, ())])
+        self._fault_check(ctx)
+
+    def _open_run(
+        self,
+        campaign: ast.Campaign,
+        person: Person,
+        trigger: dict[str, Any],
+        at: float,
+        depth: int,
+        chain: tuple[str, ...],
+        execute_depth: int = 0,
+    ) -> RunContext:
+        global _runs_in_process
+        run_id = self.store.start_run(campaign.name, person.id, at, trigger)
+        self.recorder.run_started(run_id, campaign.name, person, trigger, at)
+        _runs_in_process += 1
+        if self._fault_after is not None and _runs_in_process == self._fault_after:
+            self._fault_run = run_id
+        return RunContext(run_id, campaign, person, depth, chain, execute_depth)
+
+    def _fault_check(self, ctx: RunContext) -> None:
+        """The fault injection's run ended without a step: exit now."""
+        if self._fault_run is not None and self._fault_run == ctx.run_id:
+            os._exit(137)
 
     def _resume(self, due: Continuation) -> None:
         campaign = self.campaigns.get(due.campaign)
@@ -299,23 +389,164 @@ class Interpreter:
                     if taken is not None:
                         frames.append((step.branches[taken].steps, 0, (*prefix, index, taken)))
                     break
-                if isinstance(step, ast.Wait):
-                    due = self.clock + step.seconds
-                    self._record(ctx, {"action": "wait", "outcome": "done", "detail": f"until {iso(due)}"})
+                if isinstance(step, (ast.Wait, ast.WaitUntil, ast.WaitWindow)):
+                    if ctx.execute_depth > 0:  # `check` refuses it; a wait that gets here anyway ends the flow
+                        detail = (
+                            f'a wait cannot run in an executed campaign: the rest of "{ctx.campaign.name}" was not run'
+                        )
+                        self._record(ctx, {"action": "wait", "outcome": "error", "detail": detail})
+                        if self.tracer:
+                            self.tracer.event("step", run=ctx, step=step, outcome="error", detail=detail)
+                        return
+                    due, detail = self._wait_end(ctx.campaign, step)
+                    if due <= self.clock:  # a dated wait already past: go on at once
+                        self._record(ctx, {"action": "wait", "outcome": "done", "detail": detail})
+                        if self.tracer:
+                            self.tracer.event("step", run=ctx, step=step, outcome="done", detail=detail)
+                        index += 1
+                        continue
+                    self._record(ctx, {"action": "wait", "outcome": "done", "detail": detail})
                     if self.tracer:
-                        self.tracer.event("step", run=ctx, step=step, outcome="done", detail=f"until {iso(due)}")
+                        self.tracer.event("step", run=ctx, step=step, outcome="done", detail=detail)
                     resume = (*prefix, index + 1)
                     # the rest of the enclosing frames is implied by the path
                     self.store.add_continuation(
                         ctx.run_id, ctx.campaign.name, ctx.person.id, due, resume, ctx.depth, ctx.chain
                     )
                     return
+                if isinstance(step, ast.ExecuteCampaign):
+                    self._execute_campaign(ctx, step)
+                    index += 1
+                    continue
                 outcome = self._act(ctx, step)
                 if self.tracer:
                     self.tracer.event("step", run=ctx, step=step, outcome=outcome.outcome, detail=outcome.detail)
                 index += 1
                 for change in outcome.changes:
                     self.emit(change)
+
+    def _wait_end(self, campaign: ast.Campaign, step: ast.Wait | ast.WaitUntil | ast.WaitWindow) -> tuple[float, str]:
+        """When a wait ends, and its step's detail."""
+        if isinstance(step, ast.Wait):
+            due = self.clock + step.seconds
+            return due, f"until {iso(due)}"
+        tz = self.rules.zone_of(campaign)
+        if isinstance(step, ast.WaitUntil):
+            due = calendar.wait_until(step, tz, self.clock)
+            if due <= self.clock:
+                return due, f"already past ({step.at} {tz}): went on at once"
+            return due, f"until {iso(due)}"
+        due = calendar.wait_window(step, tz, self.clock)
+        if due <= self.clock:
+            return due, f"already in the window ({iso(due)}): went on at once"
+        return due, f"until {iso(due)}"
+
+    def _execute_campaign(self, ctx: RunContext, step: ast.ExecuteCampaign) -> None:
+        """`execute campaign "X"`: X's qualification and filters for this person now; if they pass, X's run, whose
+        flow runs here, before the parent's next step."""
+        name = step.campaign
+        target = self.campaigns.get(name)
+        outcome, detail = "done", f'ran "{name}"'
+        if ctx.execute_depth + 1 > ast.MAX_EXECUTE_DEPTH:
+            outcome = "error"
+            detail = f'executed campaigns nest deeper than {ast.MAX_EXECUTE_DEPTH}: "{name}" was not run'
+        elif target is None:
+            outcome, detail = "error", f'no campaign "{name}"'
+        elif not target.is_requestable:
+            outcome, detail = "error", f'"{name}" cannot be executed: it has no trigger `campaign is requested`'
+        elif not target.active:
+            outcome, detail = "skipped", f'"{name}" is inactive'
+        elif not self.qualifies_at(target, ctx.person.id, self.clock):
+            outcome, detail = "skipped", self._not_qualified(target)
+        else:
+            failing = self._first_failing_filter(target, ctx.person)
+            if failing is not None:
+                outcome, detail = "skipped", f'filters of "{name}" not met: {describe_filter(failing)}'
+        self._record(ctx, {"action": "execute_campaign", "campaign": name, "outcome": outcome, "detail": detail})
+        if self.tracer:
+            self.tracer.event("step", run=ctx, step=step, outcome=outcome, detail=detail)
+        if outcome != "done" or target is None:
+            return
+        trigger: dict[str, Any] = {"type": "campaign_executed", "by": ctx.campaign.name, "origin": "flow"}
+        child = self._open_run(
+            target,
+            ctx.person,
+            trigger,
+            self.clock,
+            ctx.depth,
+            (*ctx.chain, ctx.campaign.name),
+            ctx.execute_depth + 1,
+        )
+        self._execute(child, [(target.flow, 0, ())])
+        self._fault_check(child)
+        ctx.person = child.person
+
+    def _not_qualified(self, campaign: ast.Campaign) -> str:
+        rule = campaign.qualification
+        if rule.kind == "window":
+            unit = rule.unit + ("s" if rule.amount != 1 else "")
+            return (
+                f'"{campaign.name}" ran for this person less than {rule.amount} {unit} ago '
+                f"(qualify once every {rule.amount} {unit})"
+            )
+        return f'"{campaign.name}" already ran for this person (qualify once)'
+
+    def _first_failing_filter(self, campaign: ast.Campaign, person: Person) -> ast.FilterExpr | None:
+        ctx = FilterContext(self.store, person.id, self.store.program_id)
+        for expr in campaign.filters:
+            if not evaluate(expr, ctx):
+                return expr
+        return None
+
+    def _request_campaign(self, ctx: RunContext, step: ast.RequestCampaign) -> StepOutcome:
+        name = step.campaign
+        target = self.campaigns.get(name)
+        if target is None:
+            outcome = StepOutcome("error", f'no campaign "{name}"')
+        elif not target.is_requestable:
+            outcome = StepOutcome("error", f'"{name}" cannot be requested: it has no trigger `campaign is requested`')
+        else:
+            change = Change(
+                "requested",
+                ctx.person,
+                None,
+                None,
+                None,
+                None,
+                "flow",
+                ctx.depth + 1,
+                (*ctx.chain, ctx.campaign.name),
+                self.clock,
+                name,
+                ctx.campaign.name,
+            )
+            outcome = StepOutcome("done", f'queued for "{name}"', [change])
+        self._record(
+            ctx, {"action": "request_campaign", "campaign": name, "outcome": outcome.outcome, "detail": outcome.detail}
+        )
+        return outcome
+
+    def _remove_from_flow(self, ctx: RunContext, step: ast.RemoveFromFlow) -> StepOutcome:
+        name = step.campaign or ctx.campaign.name
+        dropped = self.store.drop_continuations(ctx.person.id, name)
+        for run_id in dropped:
+            self.recorder.step(
+                run_id,
+                {
+                    "action": "removed_from_flow",
+                    "outcome": "done",
+                    "detail": f'by "{ctx.campaign.name}"',
+                    "at": iso(self.clock),
+                },
+            )
+        if dropped:
+            outcome = StepOutcome("done", f"{len(dropped)} waiting run{'s' if len(dropped) != 1 else ''} dropped")
+        else:
+            outcome = StepOutcome("skipped", f'not waiting in "{name}"')
+        self._record(
+            ctx, {"action": "remove_from_flow", "campaign": name, "outcome": outcome.outcome, "detail": outcome.detail}
+        )
+        return outcome
 
     def _choose(self, ctx: RunContext, choice: ast.Choice) -> int | None:
         fctx = FilterContext(self.store, ctx.person.id, self.store.program_id)
@@ -341,8 +572,14 @@ class Interpreter:
     def _record(self, ctx: RunContext, step: dict[str, Any]) -> None:
         step.setdefault("at", iso(self.clock))
         self.recorder.step(ctx.run_id, step)
+        if self._fault_run is not None and self._fault_run == ctx.run_id:
+            os._exit(137)  # fault injection: as a kill -9, nothing after this is committed
 
     def _act(self, ctx: RunContext, step: ast.FlowStep) -> StepOutcome:
+        if isinstance(step, ast.RequestCampaign):
+            return self._request_campaign(ctx, step)
+        if isinstance(step, ast.RemoveFromFlow):
+            return self._remove_from_flow(ctx, step)
         if isinstance(step, ast.ChangeProgramStatus):
             outcome = change_program_status(self, ctx, step)
             self._record(

@@ -18,6 +18,7 @@ KIND_NAMES = {
     "removed": "removed_from_sfdc_campaign",
     "status_changed": "status_changed_in_sfdc_campaign",
     "program_status_changed": "program_status_changed",
+    "requested": "campaign_requested",
 }
 
 
@@ -25,7 +26,7 @@ KIND_NAMES = {
 class Change:
     """One membership change, after diffing: what triggers listen to."""
 
-    kind: str  # added | removed | status_changed | program_status_changed
+    kind: str  # added | removed | status_changed | program_status_changed | requested
     person: Person
     campaign: CampaignInfo | None
     program: str | None
@@ -35,9 +36,17 @@ class Change:
     depth: int
     chain: tuple[str, ...]  # the smart campaigns whose flows led to this change
     at: float
+    requested: str | None = None  # requested: the smart campaign the person is requested for (it alone runs)
+    by: str | None = None  # requested by a flow: the requesting smart campaign
 
     def describe(self) -> dict[str, object]:
         out: dict[str, object] = {"type": KIND_NAMES[self.kind]}
+        if self.kind == "requested":
+            out["campaign"] = self.requested
+            out["origin"] = self.origin
+            if self.by is not None:
+                out["by"] = self.by
+            return out
         if self.campaign is not None:
             out["campaign"] = self.campaign.name
         if self.program is not None:
@@ -61,6 +70,8 @@ class Candidate:
 
 def trigger_matches(trigger: ast.Trigger, change: Change) -> bool:
     """The status constraints of a trigger against a change (its campaign or program already matched)."""
+    if trigger.kind == "requested":
+        return change.kind == "requested"
     if trigger.kind == "added":
         return trigger.status is None or trigger.status.matches(change.status)
     if trigger.kind == "removed":
@@ -124,6 +135,9 @@ class TriggerIndex:
         for order, campaign in enumerate(campaigns):
             for trigger in campaign.triggers:
                 candidate = Candidate(order, campaign, trigger)
+                if trigger.kind == "requested":  # only a request for this very campaign fires it
+                    keyed.setdefault((trigger.kind, "campaign:" + campaign.name), []).append(candidate)
+                    continue
                 if trigger.kind == "program_status_changed":
                     keyed.setdefault((trigger.kind, "program:" + (trigger.program or "")), []).append(candidate)
                     continue
@@ -145,6 +159,9 @@ class TriggerIndex:
     def candidates(self, change: Change) -> Sequence[Candidate]:
         """The campaigns whose triggers this change fires: one entry per campaign, in declaration order."""
         pools: list[tuple[Candidate, ...]] = []
+        if change.kind == "requested":
+            pool = self._keyed.get((change.kind, "campaign:" + (change.requested or "")))
+            return pool.candidates[:1] if pool is not None else ()
         if change.kind == "program_status_changed":
             pool = self._keyed.get((change.kind, "program:" + (change.program or "")))
             if pool is None:

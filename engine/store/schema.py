@@ -1,7 +1,9 @@
 """The store's schema (SQLAlchemy 2 Core): the mirror of Salesforce, programs, runs, waits, activity.
 
 Versioned by the `meta` table (`schema_version`, now 1): `engine.store.store.Store.open` creates a new
-store at the current version and refuses a store written by a newer release. A release that changes the
+store at the current version and refuses a store written by a newer release. Tables and indexes added
+without changing existing ones (batch runs, run steps, replay state) are created in older stores when they
+are opened, so they need no new version. A release that changes the
 schema raises SCHEMA_VERSION and upgrades older stores step by step in `Store.open`.
 """
 
@@ -91,6 +93,7 @@ program_memberships = Table(
     Column("program_id", Integer, primary_key=True),
     Column("status", String(255), nullable=False),
     Column("changed_at", Float, nullable=False),
+    Index("ix_program_memberships_program", "program_id", "status"),  # batch selection: members of a program
 )
 
 # One row per (smart campaign, person): what qualification rules need, without scanning run history.
@@ -165,10 +168,60 @@ errors = Table(
     Column("message", Text, nullable=False),
 )
 
+# A batch campaign's run at one slot of its schedule: who was selected (in order), who ran. Members are marked
+# done in the transaction of their run, so a run interrupted at any point resumes without running anyone twice.
+batch_runs = Table(
+    "batch_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign", String(255), nullable=False),
+    Column("slot_at", Float, nullable=False),
+    Column("selected", Integer, nullable=False),
+    Column("finished", Boolean, nullable=False, default=False),
+    UniqueConstraint("campaign", "slot_at", name="ux_batch_runs_slot"),
+)
+
+batch_members = Table(
+    "batch_members",
+    metadata,
+    Column("batch_id", Integer, primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("person_id", Integer, nullable=False),
+    Column("done", Boolean, nullable=False, default=False),
+)
+
+# The steps of each run, in order (JSON), for results rebuilt from the store (a resumed `replay --store`).
+run_steps = Table(
+    "run_steps",
+    metadata,
+    Column("run_id", Integer, primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("step", Text, nullable=False),
+)
+
+# A durable replay's own state: name -> value (events processed, the clock, schedule cursors).
+replay_state = Table(
+    "replay_state",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# The errors a durable replay reported (its result's `errors`), in order.
+replay_errors = Table(
+    "replay_errors",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("message", Text, nullable=False),
+)
+
 __all__ = [
     "SCHEMA_VERSION",
     "UniqueConstraint",
     "activity",
+    "batch_members",
+    "batch_runs",
     "campaign_statuses",
     "campaigns",
     "continuations",
@@ -182,5 +235,8 @@ __all__ = [
     "program_memberships",
     "programs",
     "qualifications",
+    "replay_errors",
+    "replay_state",
+    "run_steps",
     "runs",
 ]

@@ -249,6 +249,10 @@ class Store:
                             f"{version}; this release knows up to {schema.SCHEMA_VERSION}: upgrade smartcampaign"
                         )
                 schema.metadata.create_all(conn)
+                for table in schema.metadata.sorted_tables:  # indexes added to tables an older store has
+                    if table.name in existing:
+                        for index in table.indexes:
+                            index.create(conn, checkfirst=True)
                 if "meta" not in existing:
                     conn.execute(schema.meta.insert().values(key="schema_version", value=str(schema.SCHEMA_VERSION)))
         except StoreError:
@@ -1025,6 +1029,97 @@ class Store:
 
     def pending_continuations(self) -> int:
         return int(self.fetchone("SELECT COUNT(*) FROM continuations")[0])
+
+    def drop_continuations(self, person_id: int, campaign: str) -> list[int]:
+        """Remove from Flow: deletes the person's waiting runs of `campaign`; the ids of their runs, in due order."""
+        rows = self.fetchall(
+            "SELECT id, run_id FROM continuations WHERE person_id = ? AND campaign = ? ORDER BY due_at, id",
+            (person_id, campaign),
+        )
+        if not rows:
+            return []
+        self.execute("DELETE FROM continuations WHERE person_id = ? AND campaign = ?", (person_id, campaign))
+        self._earliest_due_known = False
+        return [int(row[1]) for row in rows]
+
+    # ------------------------------------------------------------------------------ run steps
+    def add_step(self, run_id: int, position: int, step: dict[str, Any]) -> None:
+        """One step of a run, as its result shows it (kept for results rebuilt from the store)."""
+        self.defer(
+            "INSERT INTO run_steps (run_id, position, step) VALUES (?, ?, ?)", (run_id, position, json.dumps(step))
+        )
+
+    def recorded_runs(self) -> list[tuple[int, str, int, float, dict[str, Any], list[dict[str, Any]]]]:
+        """Every run in start order: (id, campaign, person id, started at, trigger, steps)."""
+        steps: dict[int, list[dict[str, Any]]] = {}
+        for run_id, text in self.fetchall("SELECT run_id, step FROM run_steps ORDER BY run_id, position"):
+            steps.setdefault(int(run_id), []).append(json.loads(text))
+        return [
+            (int(r[0]), str(r[1]), int(r[2]), float(r[3]), json.loads(r[4]), steps.get(int(r[0]), []))
+            for r in self.fetchall("SELECT id, campaign, person_id, started_at, trigger FROM runs ORDER BY id")
+        ]
+
+    # ------------------------------------------------------------------------------ batch runs
+    def batch_run(self, campaign: str, slot_at: float) -> tuple[int, int, bool] | None:
+        """The batch run of a campaign at a slot: (id, persons selected, finished), or None when there is none."""
+        row = self.fetchone(
+            "SELECT id, selected, finished FROM batch_runs WHERE campaign = ? AND slot_at = ?", (campaign, slot_at)
+        )
+        return None if row is None else (int(row[0]), int(row[1]), bool(row[2]))
+
+    def start_batch_run(self, campaign: str, slot_at: float, person_ids: Sequence[int]) -> int:
+        """Records a batch run and its selection, in order (in the open transaction)."""
+        batch_id = self.insert_id(
+            "INSERT INTO batch_runs (campaign, slot_at, selected, finished) VALUES (?, ?, ?, ?)",
+            (campaign, slot_at, len(person_ids), False),
+        )
+        rows = [(batch_id, position, person_id, False) for position, person_id in enumerate(person_ids)]
+        for start in range(0, len(rows), 5000):
+            self.executemany(
+                "INSERT INTO batch_members (batch_id, position, person_id, done) VALUES (?, ?, ?, ?)",
+                rows[start : start + 5000],
+            )
+        return batch_id
+
+    def batch_remaining(self, batch_id: int) -> list[tuple[int, int]]:
+        """The members of a batch run not done yet: (position, person id), in order."""
+        return [
+            (int(r[0]), int(r[1]))
+            for r in self.fetchall(
+                "SELECT position, person_id FROM batch_members WHERE batch_id = ? AND done = ? ORDER BY position",
+                (batch_id, False),
+            )
+        ]
+
+    def batch_member_done(self, batch_id: int, position: int) -> None:
+        self.defer("UPDATE batch_members SET done = ? WHERE batch_id = ? AND position = ?", (True, batch_id, position))
+
+    def finish_batch_run(self, batch_id: int) -> None:
+        self.execute("UPDATE batch_runs SET finished = ? WHERE id = ?", (True, batch_id))
+
+    def unfinished_batch_runs(self) -> list[tuple[int, str, float]]:
+        """Batch runs begun and not finished (a crash): (id, campaign, slot), oldest slot first."""
+        return [
+            (int(r[0]), str(r[1]), float(r[2]))
+            for r in self.fetchall(
+                "SELECT id, campaign, slot_at FROM batch_runs WHERE finished = ? ORDER BY slot_at, id", (False,)
+            )
+        ]
+
+    # ------------------------------------------------------------------------------ replay state
+    def replay_state(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self.fetchall("SELECT key, value FROM replay_state")}
+
+    def set_replay_state(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self.execute("DELETE FROM replay_state WHERE key = ?", (key,))
+            self.execute("INSERT INTO replay_state (key, value) VALUES (?, ?)", (key, value))
+
+    def add_replay_error(self, at: float, message: str) -> None:
+        self.execute("INSERT INTO replay_errors (at, message) VALUES (?, ?)", (at, message))
+
+    def replay_errors(self) -> list[tuple[float, str]]:
+        return [(float(r[0]), str(r[1])) for r in self.fetchall("SELECT at, message FROM replay_errors ORDER BY id")]
 
     # ------------------------------------------------------------------------------ events
     def seen_event(self, event_id: str) -> bool:
