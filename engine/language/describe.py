@@ -34,7 +34,8 @@ def describe_trigger(trigger: ast.Trigger) -> str:
 
 def describe_window(step: ast.WaitWindow) -> str:
     """`wait 2 days then until weekday monday..friday at 09:00` (no delay: `wait until weekday ...`)."""
-    window = f"until weekday {step.first}..{step.last} at {step.time}"
+    days = step.first if step.first == step.last else f"{step.first}..{step.last}"
+    window = f"until weekday {days} at {step.time}"
     if step.amount == 0:
         return f"wait {window}"
     return f"wait {step.amount} {step.unit}{'' if step.amount == 1 else 's'} then {window}"

@@ -108,6 +108,8 @@ def _trigger_lines(trigger: ast.Trigger, depth: int) -> list[str]:
     """A trigger on one line; when wider than the limit, its `with status` / `from` / `to` go below it."""
     ref = _ref(trigger.campaign) if trigger.campaign is not None else "any sfdc campaign"
     clauses: list[str] = []
+    if trigger.kind == "requested":
+        return ["trigger campaign is requested"]
     if trigger.kind == "program_status_changed":
         head = f"trigger status changed in program {_quote(trigger.program or '')}"
     elif trigger.kind == "added":
@@ -484,7 +486,10 @@ class _Builder:
 
     def campaign(self, campaign: ast.Campaign) -> _Node:
         scanned = self._scan(
-            campaign.span, frozenset({"description", "inactive", "trigger", "filter", "qualify", "flow"})
+            campaign.span,
+            frozenset(
+                {"description", "inactive", "schedule", "timezone", "trigger", "filter", "qualify", "limit", "flow"}
+            ),
         )
         entries: list[tuple[Pos, int, _Node]] = []
         description: _Node | None = None
@@ -492,6 +497,12 @@ class _Builder:
             rng = self._last(scanned, "description")
             description = _leaf([f"description {_quote(campaign.description)}"], rng)
             entries.append((_sort_key(rng), 0, description))
+        if campaign.schedule is not None:
+            rng = self._last(scanned, "schedule") or _span_range(campaign.schedule.span)
+            entries.append((_sort_key(rng), 1, _leaf([campaign.schedule.describe()], rng)))
+        if campaign.timezone is not None:
+            rng = self._last(scanned, "timezone") or _span_range(campaign.timezone_span)
+            entries.append((_sort_key(rng), 1, _leaf([f"timezone {_quote(campaign.timezone)}"], rng)))
         for index, trigger in enumerate(campaign.triggers):
             rng = self._nth(scanned, "trigger", index, len(campaign.triggers)) or _span_range(trigger.span)
             entries.append((_sort_key(rng), 2, _leaf(_trigger_lines(trigger, 1), rng)))
@@ -501,6 +512,9 @@ class _Builder:
         if campaign.qualification_given or campaign.qualification != ast.Qualification():
             rng = self._last(scanned, "qualify") or _span_range(campaign.qualification.span)
             entries.append((_sort_key(rng), 4, _leaf([_qualify(campaign.qualification)], rng)))
+        if campaign.limit is not None:
+            rng = self._last(scanned, "limit") or _span_range(campaign.limit_span)
+            entries.append((_sort_key(rng), 4, _leaf([f"limit {campaign.limit}"], rng)))
         flow: _Node | None = None
         if campaign.has_flow_block or campaign.flow:
             flow = self._flow(campaign.flow, scanned)
@@ -671,6 +685,21 @@ def _attach(root: _Body, comments: tuple[ast.Comment, ...], source: _Source | No
             _place(comment, root)
 
 
+def _unstack_top_level_leaves(root: _Body) -> None:
+    """A one-line declaration (`timezone "..."`) that collected several trailing comments keeps the first; the
+    others go before the next declaration (or to the end of the file), where formatting again leaves them."""
+    for number, child in enumerate(root.children):
+        line = child.parts[0]
+        if not child.is_leaf or not isinstance(line, _Line) or len(line.trailing) < 2:
+            continue
+        extra = line.trailing[1:]
+        del line.trailing[1:]
+        if number + 1 < len(root.children):
+            root.children[number + 1].leading[:0] = extra
+        else:
+            root.dangling[:0] = extra
+
+
 # ------------------------------------------------------------------------------------- printing
 
 
@@ -733,6 +762,7 @@ def _format(rule_file: ast.RuleFile, source: _Source | None) -> str:
     root = _body([builder.declaration(declaration) for declaration in rule_file.declarations])
     root.range = None  # every comment not inside a declaration belongs to the file
     _attach(root, rule_file.comments, source)
+    _unstack_top_level_leaves(root)
     occupied: set[int] = set()
     if source is None:
         for child in root.children:
