@@ -24,7 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
@@ -43,6 +43,8 @@ log = logging.getLogger("smartcampaign.service")
 SIGNATURE_HEADER = "X-Smartcampaign-Signature"
 MAX_BODY = 5 * 1024 * 1024  # bytes of a POST /events body: 413 past it, checked before the body is parsed
 MAX_EVENTS = 5_000  # events in one POST /events batch: 413 past it, counted before any event is validated
+MAX_REQUEST_PERSONS = 100  # persons in one POST /campaigns/{name}/request (as Marketo's "Request Campaign")
+MAX_REQUEST_BODY = 256 * 1024  # bytes of a POST /campaigns/{name}/request body
 
 
 class ServiceError(Exception):
@@ -73,6 +75,7 @@ class ServiceConfig:
     engine: EngineSettings = field(default_factory=EngineSettings)
     worker_idle_sleep: float = 0.05
     outbox_batch: int = 1000  # CRM operations per flush (--crm salesforce)
+    schedule: bool = True  # queue the runs of batch campaigns when their schedules come (engine.service.schedule)
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -129,6 +132,11 @@ def catalog_errors(
     index: int | None, event: Event, catalog: Catalog, rule_set: ast.RuleSet | None
 ) -> list[dict[str, Any]]:
     """The world is the catalog (REPLAY.md): unknown campaigns, statuses and programs are refused."""
+    if event.type == "campaign_requested":  # names a smart campaign of the rules, not an SFDC campaign
+        if rule_set is None:
+            return []
+        problem = request_problem(rule_set, event.campaign or "")
+        return [_error(index, ["campaign"], problem[1], problem[0])] if problem is not None else []
     if event.type == "program_status_changed":
         if rule_set is None:
             return []
@@ -162,6 +170,61 @@ def catalog_errors(
     return []
 
 
+# ---------------------------------------------------------------------------------------------- requests
+class CampaignRequest(BaseModel):
+    """Who to run a requested campaign (`trigger campaign is requested`) for."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"persons": ["ann@example.com", "bob@example.com"], "id": "crm-req-7"}]},
+    )
+
+    persons: list[str] = Field(
+        min_length=1,
+        max_length=MAX_REQUEST_PERSONS,
+        description=f"Emails of persons in the mirror, 1 to {MAX_REQUEST_PERSONS} (more: 413). Each one's run is "
+        "queued in the inbox in order with their other events.",
+        examples=[["ann@example.com"]],
+    )
+    id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Optional idempotency key: the same request sent again with the same id queues nobody twice "
+        "(counted in `duplicates`).",
+        examples=["crm-req-7"],
+    )
+
+    @field_validator("persons")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        for number, email in enumerate(value):
+            if "@" not in email or len(email.strip()) < 3:
+                raise ValueError(f"persons[{number}]: {email!r} is not an email address (name@domain)")
+        return value
+
+
+class CampaignRequestAnswer(BaseModel):
+    """What was queued (202)."""
+
+    campaign: str = Field(description="The smart campaign requested", examples=["Send Welcome Kit"])
+    queued: int = Field(description="Persons whose run was queued now", examples=[2])
+    duplicates: int = Field(description="Persons already queued by an earlier request with the same id", examples=[0])
+    inbox_ids: list[int] = Field(description="The inbox rows queued", examples=[[1041, 1042]])
+
+
+def request_problem(rule_set: ast.RuleSet, name: str) -> tuple[str, str] | None:
+    """Why a smart campaign cannot be requested, as (kind, message); None when it can."""
+    campaign = next((c for c in rule_set.campaigns if c.name == name), None)
+    if campaign is None:
+        return "unknown_campaign", f'no smart campaign "{name}"'
+    if not campaign.is_requestable:
+        return "not_requestable", (
+            f'smart campaign "{name}" cannot be requested: it has no `trigger campaign is requested`'
+        )
+    return None
+
+
 # ---------------------------------------------------------------------------------------------- the service
 class Service:
     def __init__(self, config: ServiceConfig) -> None:
@@ -174,6 +237,7 @@ class Service:
         self.workers: list[Any] = []
         self.threads: list[threading.Thread] = []
         self.poller: Any = None
+        self.scheduler: Any = None
         self.health_adapter: Any = None
         self._catalog = Catalog()
         self._catalog_lock = threading.Lock()
@@ -219,6 +283,7 @@ class Service:
             engine=config.engine,
             idle_sleep=config.worker_idle_sleep,
             flush=FlushOptions(batch=config.outbox_batch),
+            schedule=False,  # the service runs one scheduler of its own (below), workers or none
         )
         for number in range(config.workers):
             worker = Worker(
@@ -233,6 +298,11 @@ class Service:
             self._thread(f"worker-{number + 1}", functools.partial(self._run_worker, worker))
         if self.poller is not None:
             self._thread("salesforce-poller", lambda: self.poller.run(self.stop))
+        if config.schedule:
+            from engine.service.schedule import Scheduler
+
+            self.scheduler = Scheduler(config.db_url, self.rules, self.metrics)
+            self._thread("scheduler", functools.partial(self.scheduler.run, self.stop))
         if config.watch:
             self._thread("rules-watch", lambda: self.rules.watch(self.stop))
         self.started = True
@@ -388,6 +458,41 @@ class Service:
             self.metrics.events_duplicate.labels(source="api").inc(intake.duplicates)
         return intake
 
+    def unknown_persons(self, emails: list[str]) -> list[str]:
+        """Those of `emails` that are not in the mirror (as given, in order)."""
+        from sqlalchemy import bindparam, text
+
+        assert self.db is not None
+        keys = sorted({queue.partition_of(email) for email in emails})
+        statement = text("SELECT email FROM persons WHERE email IN :emails").bindparams(
+            bindparam("emails", expanding=True)
+        )
+        with self.db.connect() as conn:
+            known = {str(row[0]) for row in conn.execute(statement, {"emails": keys}).fetchall()}
+        return [email for email in emails if queue.partition_of(email) not in known]
+
+    def request(self, campaign: str, body: CampaignRequest) -> queue.Intake:
+        """One `campaign_requested` event per person into the inbox (one transaction)."""
+        at = datetime.now(UTC)
+        key = body.id or secrets.token_hex(8)
+        events = [
+            Event.model_validate(
+                {
+                    "type": "campaign_requested",
+                    "person": email.strip(),
+                    "campaign": campaign,
+                    "at": at,
+                    "id": queue.item_id(f"request:{campaign}:{key}:{queue.partition_of(email)}"),
+                }
+            )
+            for email in body.persons
+        ]
+        assert self.db is not None
+        with self.db.begin() as conn:
+            intake = queue.put_events(conn, events, source="request")
+        self.metrics.campaign_requests.labels(campaign=campaign).inc(intake.accepted)
+        return intake
+
     # ------------------------------------------------------------------------------ auth
     def authorized(self, request: Request, body: bytes) -> bool:
         expected = self.config.token or ""
@@ -452,6 +557,19 @@ _EVENT_BODY = {
 }
 
 
+_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/CampaignRequest"},
+                "example": {"persons": ["ann@example.com", "bob@example.com"]},
+            }
+        },
+    }
+}
+
+
 def create_app(service: Service, *, manage: bool = True) -> FastAPI:
     """The FastAPI app; with `manage`, its lifespan starts and stops the service."""
 
@@ -487,7 +605,9 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
         from fastapi.openapi.utils import get_openapi
 
         spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        spec.setdefault("components", {}).setdefault("schemas", {})["Event"] = event_schema()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Event"] = event_schema()
+        schemas["CampaignRequest"] = CampaignRequest.model_json_schema(ref_template="#/components/schemas/{model}")
         spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         app.openapi_schema = spec
         return spec
@@ -593,9 +713,21 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
                 ).fetchall()
             }
         rule_set = service.rules.rule_set
+        from engine.service.schedule import upcoming
+
+        batch = {u.campaign: u for u in upcoming(rule_set, time.time(), 1)} if rule_set is not None else {}
         out = []
         for campaign in rule_set.campaigns if rule_set is not None else ():
             runs, last = stats.get(campaign.name, (0, None))
+            planned = batch.get(campaign.name)
+            extra: dict[str, Any] = {"requestable": campaign.is_requestable}
+            if planned is not None:
+                extra["batch"] = {
+                    "schedule": planned.schedule,
+                    "timezone": planned.timezone,
+                    "limit": planned.limit,
+                    "next_run": planned.to_json()["next_runs"][0] if planned.runs else None,
+                }
             out.append(
                 {
                     "name": campaign.name,
@@ -606,8 +738,66 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
                     "runs": runs,
                     "last_run": _iso(last),
                 }
+                | extra
             )
         return JSONResponse({"rules_version": service.rules.version, "campaigns": out})
+
+    @app.post(
+        "/campaigns/{name}/request",
+        status_code=202,
+        tags=["campaigns"],
+        openapi_extra=_REQUEST_BODY,
+        response_model=CampaignRequestAnswer,
+        responses={
+            401: {"description": "Missing or wrong credentials (bearer token or console session)"},
+            404: {"description": "No smart campaign of this name"},
+            409: {"description": "The smart campaign has no `trigger campaign is requested`"},
+            413: {"description": f"More than {MAX_REQUEST_PERSONS} persons (nothing queued)"},
+            422: {"description": "A malformed body (the field named), or persons not in the mirror (listed); "
+                  "nothing queued"},
+        },
+    )  # fmt: skip
+    async def request_campaign(name: str, request: Request) -> Response:
+        """Runs a requested campaign (`trigger campaign is requested`) for 1 to 100 persons, as Marketo's REST
+        "Request Campaign": each person's run goes through the inbox as a `campaign_requested` event (durable,
+        exactly once, in order with the person's other events). 202 once they are committed; nothing is queued
+        when anything is refused."""
+        if not operator(request):
+            return UNAUTHORIZED
+        body = await _bounded_body(request, MAX_REQUEST_BODY)
+        if body is None:
+            return JSONResponse({"detail": f"the body is larger than {MAX_REQUEST_BODY} bytes"}, status_code=413)
+        rule_set = service.rules.rule_set
+        problem = request_problem(rule_set, name) if rule_set is not None else ("unknown_campaign", "no rules")
+        if problem is not None:
+            status = 404 if problem[0] == "unknown_campaign" else 409
+            return JSONResponse({"detail": problem[1]}, status_code=status)
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            return JSONResponse({"detail": [_error(None, [], f"not valid JSON: {error}", "json_invalid")]}, 422)
+        persons = payload.get("persons") if isinstance(payload, dict) else None
+        if isinstance(persons, list) and len(persons) > MAX_REQUEST_PERSONS:
+            return JSONResponse({"detail": f"at most {MAX_REQUEST_PERSONS} persons a request, not {len(persons)} "
+                                 "(send them in several requests)"}, status_code=413)  # fmt: skip
+        try:
+            wanted = CampaignRequest.model_validate(payload)
+        except ValidationError as error:
+            return JSONResponse({"detail": _pydantic_errors(None, error)}, status_code=422)
+        unknown = await run_in_threadpool(service.unknown_persons, wanted.persons)
+        if unknown:
+            message = f"not in the mirror (no such person): {', '.join(unknown)}"
+            detail = [{"loc": ["body", "persons"], "msg": message, "type": "unknown_person", "persons": unknown}]
+            return JSONResponse({"detail": detail}, status_code=422)
+        try:
+            intake = await run_in_threadpool(service.request, name, wanted)
+        except Exception as error:
+            log.error("campaign request failed: %s", error)
+            return JSONResponse({"detail": "the inbox is not available; nothing was queued"}, status_code=503)
+        answer = CampaignRequestAnswer(
+            campaign=name, queued=intake.accepted, duplicates=intake.duplicates, inbox_ids=intake.ids
+        )
+        return JSONResponse(answer.model_dump(), status_code=202)
 
     @app.get("/persons/{email}/activity", tags=["persons"])
     def activity(
@@ -677,17 +867,17 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
     return app
 
 
-async def _bounded_body(request: Request) -> bytes | None:
-    """The request body, or None when it is over MAX_BODY: a Content-Length over it is refused before anything
+async def _bounded_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
+    """The request body, or None when it is over `limit`: a Content-Length over it is refused before anything
     is read, and a body without one (chunked) is read only until it passes the limit."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > MAX_BODY:
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
         return None
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             return None
         chunks.append(chunk)
     return b"".join(chunks)

@@ -77,6 +77,17 @@ class ServiceMetrics:
             "smartcampaign_events_processed", "Events run through the engine", ["outcome"], registry=r
         )
         self.runs = Counter("smartcampaign_runs", "Smart campaign runs started", ["campaign"], registry=r)
+        self.scheduled_runs = Counter(
+            "smartcampaign_scheduled_runs", "Batch campaign runs queued by the scheduler", ["campaign"], registry=r
+        )
+        self.batch_members_queued = Counter(
+            "smartcampaign_batch_members_queued", "Persons queued for a batch campaign's scheduled run", ["campaign"],
+            registry=r,
+        )  # fmt: skip
+        self.campaign_requests = Counter(
+            "smartcampaign_campaign_requests", "Persons queued by POST /campaigns/{name}/request", ["campaign"],
+            registry=r,
+        )  # fmt: skip
         self.actions = Counter(
             "smartcampaign_actions", "Flow steps by kind and outcome", ["kind", "outcome"], registry=r
         )

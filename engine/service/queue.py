@@ -11,12 +11,15 @@ and always in id order; a worker killed mid-batch holds nothing once its connect
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text, text
 from sqlalchemy.engine import Connection, Engine
 
@@ -95,7 +98,41 @@ def partition_of(email: str) -> str:
     return email.strip().lower()
 
 
-def event_json(event: Event) -> str:
+class BatchMember(BaseModel):
+    """An inbox item of the service's own: one person selected for a batch campaign's scheduled run
+    (`engine.service.schedule`). It waits in the person's partition with their events and is run by the worker
+    with `Interpreter.run_batch_member`; its id (`batch:<campaign>:<slot>:<email>`) makes it exactly once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["batch_member"] = "batch_member"
+    person: str = Field(min_length=3)
+    campaign: str  # the smart campaign's name
+    slot: datetime  # the scheduled time this run is for (UTC)
+    id: str
+    at: datetime | None = None  # run at the worker's clock (when it is taken), like an event without `at`
+
+
+InboxItem = Event | BatchMember
+
+
+def parse_item(raw: str | bytes) -> InboxItem:
+    """An inbox row's JSON: an event (REPLAY.md shape) or one of the service's own items."""
+    text_ = raw.decode() if isinstance(raw, bytes) else raw
+    if text_.startswith('{"type":"batch_member"'):  # as `event_json` writes it
+        return BatchMember.model_validate_json(text_)
+    return Event.model_validate_json(text_)
+
+
+def item_id(key: str) -> str:
+    """An idempotency key that fits the inbox's `event_id` column (a long one is hashed)."""
+    if len(key) <= 255:
+        return key
+    prefix = key.split(":", 1)[0]
+    return f"{prefix}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def event_json(event: InboxItem) -> str:
     return json.dumps(event.model_dump(mode="json", exclude_none=True), separators=(",", ":"))
 
 
@@ -109,7 +146,7 @@ class Intake:
 
 def put_events(
     conn: Connection,
-    events: Sequence[Event],
+    events: Sequence[InboxItem],
     *,
     source: str,
     received_at: float | None = None,
@@ -160,7 +197,7 @@ def put_events(
 class InboxRow:
     id: int
     partition: str
-    event: Event
+    event: InboxItem
     received_at: float
     person_sfdc_id: str | None
     attempts: int
@@ -214,9 +251,7 @@ def claim_inbox(store: Store, limit: int, *, scan: int = 2000, max_partitions: i
         if not owned:
             return []
         rows = store.load_people(owned, expected=limit, also=(_CLAIM, (owned, limit)))
-        claimed = [
-            InboxRow(int(r[0]), str(r[1]), Event.model_validate_json(r[2]), float(r[3]), r[4], int(r[5])) for r in rows
-        ]
+        claimed = [InboxRow(int(r[0]), str(r[1]), parse_item(r[2]), float(r[3]), r[4], int(r[5])) for r in rows]
         for row, raw in zip(claimed, rows, strict=True):
             if row.event.id is not None:
                 store.remember_seen(row.event.id, bool(raw[6]))
@@ -226,7 +261,7 @@ def claim_inbox(store: Store, limit: int, *, scan: int = 2000, max_partitions: i
         "WHERE processed_at IS NULL ORDER BY id LIMIT ?",
         (limit,),
     )
-    return [InboxRow(int(r[0]), str(r[1]), Event.model_validate_json(r[2]), float(r[3]), r[4], int(r[5])) for r in rows]
+    return [InboxRow(int(r[0]), str(r[1]), parse_item(r[2]), float(r[3]), r[4], int(r[5])) for r in rows]
 
 
 def mark_processed(store: Store, ids: Sequence[int], worker: str, at: float) -> None:

@@ -35,6 +35,8 @@ from engine.service.flusher import FlushOptions, OutboxFlusher
 from engine.service.metrics import MetricsRecorder, ServiceMetrics
 from engine.service.poller import MIRROR_VERSION
 from engine.service.rules import RuleBook
+from engine.service.schedule import Scheduler
+from engine.service.schedule import iso_minute as schedule_iso
 from engine.store.store import Continuation, Store
 from engine.sync.programs import program_sync
 
@@ -140,6 +142,7 @@ class WorkerOptions:
     lookup_linger: float = 0.1  # seconds a Salesforce lookup of a few people may wait for more (streaming)
     flush: FlushOptions = field(default_factory=FlushOptions)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    schedule: bool = True  # run the batch scheduler beside the loop (`serve` runs one of its own instead)
 
 
 class Worker:
@@ -235,6 +238,11 @@ class Worker:
         if self.flusher is not None:
             flushing = threading.Thread(target=self.flusher.run, args=(stop,), name=f"{self.name}-outbox", daemon=True)
             flushing.start()
+        scheduling: threading.Thread | None = None
+        if self.options.schedule:
+            scheduler = Scheduler(self.url, self.rules, self.metrics)
+            scheduling = threading.Thread(target=scheduler.run, args=(stop,), name=f"{self.name}-schedule", daemon=True)
+            scheduling.start()
         errors = 0
         while not stop.is_set():
             try:
@@ -255,6 +263,8 @@ class Worker:
                 stop.wait(self.options.idle_sleep)
         if flushing is not None:
             flushing.join()
+        if scheduling is not None:
+            scheduling.join()
         log.info("worker %s stopped after %d events", self.name, self.processed)
 
     def step(self, *, flush: bool = True, gather: bool = False) -> int:
@@ -405,6 +415,9 @@ class Worker:
     def _apply(self, interp: Interpreter, row: queue.InboxRow) -> None:
         store = self.store
         event = row.event
+        if isinstance(event, queue.BatchMember):
+            self._apply_batch_member(interp, row, event)
+            return
         item = ReplayInputEvent(event, row.id, "inbox")
         validate_events([item], store, interp.rules)
         at = event.at.timestamp() if event.at is not None else row.received_at
@@ -418,6 +431,38 @@ class Worker:
             self.crm.begin(f"in:{row.id}")
         try:
             process_event(interp, item, lambda message: log.warning("%s", message))
+        finally:
+            store.due_persons = None
+
+    def _apply_batch_member(self, interp: Interpreter, row: queue.InboxRow, item: queue.BatchMember) -> None:
+        """One person's run of a batch campaign's scheduled run (queued by `engine.service.schedule`): their due
+        waits first, as for an event, then the run (qualification checked again; the filters were the
+        selection's). Exactly once by the item's id."""
+        store = self.store
+        if store.seen_event(item.id):
+            return
+        store.mark_event(item.id)
+        campaign = interp.campaigns.get(item.campaign)
+        slot = item.slot.timestamp()
+        if campaign is None or not campaign.is_batch:
+            log.warning('batch run of "%s" for %s: the campaign is no longer a batch campaign of the rules; %s '
+                        "not run", item.campaign, schedule_iso(slot), item.person)  # fmt: skip
+            return
+        person = store.person(item.person)
+        if person is None:
+            log.warning('batch run of "%s" for %s: %s is no longer in the mirror; not run', item.campaign,
+                        schedule_iso(slot), item.person)  # fmt: skip
+            return
+        at = max(row.received_at, interp.clock)
+        maybe_waiting = store.due_candidates is None or person.id in store.due_candidates
+        store.due_persons = frozenset({person.id}) if maybe_waiting else frozenset()
+        if isinstance(self.crm, OutboxCrm):
+            self.crm.begin(f"in:{row.id}")
+        try:
+            interp.run_due(at)
+            interp.set_clock(at)
+            interp.run_batch_member(campaign, person, slot)
+            interp.drain()
         finally:
             store.due_persons = None
 
@@ -452,8 +497,8 @@ class Worker:
         wanted: list[str] = []
         now = time.monotonic()
         for row in rows:
-            if row.event.type == "program_status_changed":
-                continue
+            if row.event.type in ("program_status_changed", "batch_member"):
+                continue  # a batch member was selected from the mirror: the mirror knows them
             key = row.event.person.strip().lower()
             if row.person_sfdc_id:
                 sobject = "Contact" if row.person_sfdc_id.startswith("003") else "Lead"
