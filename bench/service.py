@@ -1,6 +1,6 @@
 """Benchmark the service: change-to-action latency (P7), worker scale-out (P8) and sustained intake.
 
-Everything runs on this machine: `smartcampaign serve` / `worker` as real processes (`python -m engine.service`)
+Everything runs on this machine: `smartcampaign serve` / `worker` as real processes (`python -m engine.cli`)
 on the local PostgreSQL (a fresh schema per scenario, dropped afterwards), the Salesforce emulator over HTTPS in
 this process's background thread.
 
@@ -140,7 +140,7 @@ class Proc:
         self.log = log
         self.handle = log.open("ab")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "engine.service", *args],
+            [sys.executable, "-m", "engine.cli", *args],
             stdout=self.handle,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from engine.cli_salesforce import doctor_command
+from engine.cli.salesforce import doctor_command
 from engine.crm.doctor import (
     API_CALLS,
     CAMPAIGN_ACCESS,

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from simple_salesforce.api import Salesforce
 
-from engine.cli_salesforce import doctor_command
+from engine.cli.salesforce import doctor_command
 from engine.crm.doctor import CAMPAIGN_SYNC, PROGRAM_STATUSES, REACHABLE, Check, run_doctor
 from engine.crm.salesforce import SalesforceAdapter
 from engine.emulator.testing import RunningEmulator

@@ -12,7 +12,7 @@ from pathlib import Path
 import requests
 from click.testing import CliRunner
 
-from engine.emulator.cli import emulator_command
+from engine.cli.emulator import emulator_command
 from engine.emulator.testing import RunningEmulator
 
 
@@ -58,7 +58,7 @@ def test_command_help() -> None:
 
 
 def _start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    code = "from engine.emulator.cli import emulator_command; emulator_command()"
+    code = "from engine.cli.emulator import emulator_command; emulator_command()"
     process = subprocess.Popen(
         [sys.executable, "-c", code, "--port", "0", "--data", str(tmp_path / "org.sqlite3"), *extra],
         stdout=subprocess.PIPE,

@@ -63,14 +63,14 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
 
 
 class Proc:
-    """A service process (`python -m engine.service ...`) with its output in a file."""
+    """A service process (`python -m engine.cli ...`) with its output in a file."""
 
     def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log
         self.handle = log.open("ab")
         full_env = {**os.environ, **(env or {})}
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "engine.service", *args],
+            [sys.executable, "-m", "engine.cli", *args],
             stdout=self.handle,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

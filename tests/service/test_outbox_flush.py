@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from service_helpers import RULES, processed, put, query, wait_until
 from test_salesforce import emulator, make_campaign, members, org, prepare, settings  # noqa: F401
 
+from engine.cli.service import status_command
 from engine.emulator.testing import RunningEmulator
-from engine.service.cli import status_command
 from engine.service.flusher import FlushOptions
 from engine.service.metrics import ServiceMetrics
 from engine.service.rules import RuleBook

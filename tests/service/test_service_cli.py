@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from service_helpers import RULES, query
 
-from engine.service.cli import db_command, serve_command, worker_command
+from engine.cli.service import db_command, serve_command, worker_command
 from engine.service.schema import head_revision
 
 HEAD = head_revision()

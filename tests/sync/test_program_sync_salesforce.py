@@ -30,7 +30,7 @@ from click.testing import CliRunner
 from simple_salesforce.api import Salesforce
 from sync_helpers import adapter_for, lead, member, settings_file
 
-from engine.cli_salesforce import sync_command
+from engine.cli.salesforce import sync_command
 from engine.crm.outbox import BatchingCrm
 from engine.crm.salesforce import SalesforceAdapter
 from engine.emulator.testing import RunningEmulator

@@ -9,7 +9,7 @@ from click.testing import CliRunner, Result
 from simple_salesforce.api import Salesforce
 from sync_helpers import campaign, lead, member, mirror_members, settings_file
 
-from engine.cli_salesforce import sync_command
+from engine.cli.salesforce import sync_command
 from engine.emulator.testing import RunningEmulator
 from engine.store.store import Store
 
