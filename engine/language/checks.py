@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import difflib
+import functools
+import re
+import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from engine.language import ast
 from engine.language.diagnostics import Diagnostic
@@ -151,12 +155,16 @@ def check_rule_set(rule_set: ast.RuleSet, *, catalog: object | None = None) -> l
             tuple(c for c in rule_set.campaigns if c.name not in names),
             rule_set.programs,
             rule_set.channels,
+            rule_set.timezone,
         )
     out.extend(_repeated_items(rule_set))
     out.extend(_duplicates(rule_set))
     out.extend(_channels(rule_set))
     out.extend(_programs(rule_set))
     out.extend(_campaigns(rule_set))
+    out.extend(_time_zones(rule_set))
+    out.extend(_batches(rule_set))
+    out.extend(_campaign_calls(rule_set))
     out.extend(_cycles(rule_set))
     if isinstance(catalog, Catalog):
         out.extend(_against_catalog(rule_set, catalog))
@@ -321,7 +329,7 @@ def _match_values(match: ast.StatusMatch | None) -> list[tuple[str, ast.Span]]:
 
 def _campaigns(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
     for campaign in rule_set.campaigns:
-        if not campaign.triggers:
+        if not campaign.triggers and not campaign.is_batch:
             yield _at(
                 "warning",
                 "no-trigger",
@@ -370,6 +378,304 @@ def _campaigns(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
                 yield from _program_status_check(rule_set, step.program, [(step.status, step.span)], step.span)
             elif isinstance(step, ast.Wait) and step.amount <= 0:
                 yield _at("warning", "zero-wait", f"`wait {step.amount} {step.unit}s` waits for nothing", step.span)
+
+
+# --------------------------------------------------------------------- time zones, schedules, limits
+
+ZONE_EXAMPLE = "Europe/Berlin"
+_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?")
+
+
+@functools.lru_cache(maxsize=256)
+def is_time_zone(name: str) -> bool:
+    """Whether `name` is an IANA time zone this Python can load (`zoneinfo`)."""
+    if not name or name != name.strip():
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def valid_datetime(text: str) -> bool:
+    """`YYYY-MM-DDTHH:MM[:SS]` naming a real date and time (no 2026-02-30, no 25:00)."""
+    if _DATETIME.fullmatch(text) is None:
+        return False
+    try:
+        datetime.strptime(text, "%Y-%m-%dT%H:%M:%S" if text.count(":") == 2 else "%Y-%m-%dT%H:%M")
+    except ValueError:
+        return False
+    return True
+
+
+def valid_clock(text: str) -> bool:
+    """`HH:MM` with hours 00..23 and minutes 00..59."""
+    hours, _, minutes = text.partition(":")
+    if len(hours) != 2 or len(minutes) != 2 or not (hours.isdigit() and minutes.isdigit()):
+        return False
+    return int(hours) < 24 and int(minutes) < 60
+
+
+def _tail(span: ast.Span, length: int) -> ast.Span:
+    """The last `length` characters of a node's span: the token a statement ends with (a time, a name)."""
+    if span.line <= 0 or span.end_column - length < 1:
+        return span
+    return ast.Span(span.file, span.end_line, span.end_column - length, span.end_line, span.end_column)
+
+
+def _zone_problem(name: str, span: ast.Span) -> Diagnostic | None:
+    if is_time_zone(name):
+        return None
+    try:
+        known = sorted(zoneinfo.available_timezones())
+    except OSError:  # pragma: no cover - no time zone data at all
+        known = []
+    by_lower = {zone.lower(): zone for zone in known}
+    hint = f'; did you mean "{by_lower[name.lower()]}"?' if name.lower() in by_lower else _did_you_mean(name, known)
+    quoted = len(name) + 2 + name.count('"') + name.count("\\")
+    return _at(
+        "error",
+        "unknown-timezone",
+        f'unknown time zone "{name}"{hint}',
+        _tail(span, quoted),
+        f'time zones are IANA names, e.g. "{ZONE_EXAMPLE}", "America/New_York" or "UTC"',
+    )
+
+
+def _time_zones(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
+    first: ast.TimeZone | None = None
+    for rule_file in rule_set.files:
+        for declaration in rule_file.declarations:
+            if not isinstance(declaration, ast.TimeZone):
+                continue
+            problem = _zone_problem(declaration.name, declaration.span)
+            if problem is not None:
+                yield problem
+            if first is None:
+                first = declaration
+            elif declaration.name != first.name:
+                yield _at(
+                    "error",
+                    "timezone-conflict",
+                    f'the rule set\'s time zone is already "{first.name}" ({_where(first.span)}): '
+                    f'one time zone per rule set, not "{declaration.name}" too',
+                    declaration.span,
+                    'a campaign with another zone says so itself: `timezone "..."` inside the campaign',
+                )
+    for campaign in rule_set.campaigns:
+        if campaign.timezone is not None:
+            problem = _zone_problem(campaign.timezone, campaign.timezone_span)
+            if problem is not None:
+                yield problem
+
+
+def _time_problems(step_or_schedule: ast.Schedule | ast.WaitUntil | ast.WaitWindow) -> Iterator[Diagnostic]:
+    node = step_or_schedule
+    if isinstance(node, ast.WaitUntil) or (isinstance(node, ast.Schedule) and node.kind == "once"):
+        at = node.at if isinstance(node, ast.WaitUntil) else node.at or ""
+        if not valid_datetime(at):
+            yield _at(
+                "error",
+                "bad-datetime",
+                f"{at} is not a date and time (YYYY-MM-DDTHH:MM, a real day, hours 00-23, minutes 00-59)",
+                _tail(node.span, len(at)),
+            )
+        return
+    clock = node.time or ""
+    if not valid_clock(clock):
+        yield _at(
+            "error",
+            "bad-time",
+            f"{clock} is not a time of day (HH:MM, hours 00-23, minutes 00-59)",
+            _tail(node.span, len(clock)),
+        )
+    if isinstance(node, ast.Schedule) and node.kind == "monthly" and not 1 <= (node.day or 0) <= 31:
+        yield _at(
+            "error",
+            "bad-day",
+            f"day {node.day} is not a day of the month: use 1 to 31 (a day past a month's end runs on its last day)",
+            node.span,
+        )
+
+
+def _batches(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
+    for campaign in rule_set.campaigns:
+        schedule = campaign.schedule
+        if schedule is not None:
+            yield from _time_problems(schedule)
+            if campaign.triggers:
+                yield _at(
+                    "error",
+                    "schedule-with-trigger",
+                    f'campaign "{campaign.name}" has a schedule and a trigger: a batch campaign runs on its '
+                    "schedule over everyone its filters let through, a trigger campaign when a trigger fires",
+                    schedule.span,
+                    "keep the `schedule` or the `trigger` lines, not both (`trigger campaign is requested` too)",
+                )
+        if campaign.limit is not None:
+            if schedule is None:
+                yield _at(
+                    "error",
+                    "limit-without-schedule",
+                    f'campaign "{campaign.name}" has a `limit` but no `schedule`: limits apply to batch runs',
+                    campaign.limit_span,
+                )
+            elif campaign.limit <= 0:
+                yield _at(
+                    "error",
+                    "zero-limit",
+                    f"`limit {campaign.limit}` lets no one through: a limit is at least 1 (or leave it out)",
+                    campaign.limit_span,
+                )
+        for step in iter_steps(campaign.flow):
+            if isinstance(step, (ast.WaitUntil, ast.WaitWindow)):
+                yield from _time_problems(step)
+
+
+# ------------------------------------------------------------- requested and executed campaigns
+
+
+def _calls(campaign: ast.Campaign) -> Iterator[ast.RequestCampaign | ast.ExecuteCampaign]:
+    for step in iter_steps(campaign.flow):
+        if isinstance(step, (ast.RequestCampaign, ast.ExecuteCampaign)):
+            yield step
+
+
+def campaign_calls(rule_set: ast.RuleSet) -> dict[str, list[tuple[str, str]]]:
+    """Each campaign's `request` and `execute` steps naming a known campaign: (kind, target), first occurrence
+    of each pair, in flow order."""
+    known = {c.name for c in rule_set.campaigns}
+    calls: dict[str, list[tuple[str, str]]] = {}
+    for campaign in rule_set.campaigns:
+        found: list[tuple[str, str]] = []
+        for step in _calls(campaign):
+            pair = ("execute" if isinstance(step, ast.ExecuteCampaign) else "request", step.campaign)
+            if step.campaign in known and pair not in found:
+                found.append(pair)
+        calls[campaign.name] = found
+    return calls
+
+
+def execute_graph(rule_set: ast.RuleSet) -> dict[str, list[str]]:
+    """Which campaigns each campaign executes (known names, flow order)."""
+    return {
+        name: [target for kind, target in pairs if kind == "execute"]
+        for name, pairs in campaign_calls(rule_set).items()
+    }
+
+
+def _waits(campaign: ast.Campaign) -> ast.FlowStep | None:
+    for step in iter_steps(campaign.flow):
+        if isinstance(step, (ast.Wait, ast.WaitUntil, ast.WaitWindow)):
+            return step
+    return None
+
+
+def _deepest_chains(graph: dict[str, list[str]]) -> dict[str, list[str]]:
+    """For each campaign, its longest chain of executions (itself first), cycles left out (iterative)."""
+    chains: dict[str, list[str]] = {}
+    for root in graph:
+        if root in chains:
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        on_path: set[str] = {root}
+        while stack:
+            node, index = stack[-1]
+            targets = graph.get(node, [])
+            if index < len(targets):
+                stack[-1] = (node, index + 1)
+                target = targets[index]
+                if target not in chains and target not in on_path:
+                    stack.append((target, 0))
+                    on_path.add(target)
+                continue
+            stack.pop()
+            on_path.discard(node)
+            best: list[str] = []
+            for target in targets:
+                below = chains.get(target)
+                if below is not None and node not in below and len(below) > len(best):
+                    best = below
+            chains[node] = [node, *best]
+    return chains
+
+
+def _campaign_calls(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
+    by_name = {c.name: c for c in rule_set.campaigns}
+    names = list(by_name)
+    for campaign in rule_set.campaigns:
+        for step in iter_steps(campaign.flow):
+            if isinstance(step, ast.RemoveFromFlow) and step.campaign is not None and step.campaign not in by_name:
+                yield _at(
+                    "error",
+                    "unknown-smart-campaign",
+                    f'unknown campaign "{step.campaign}"{_did_you_mean(step.campaign, names)}',
+                    step.span,
+                )
+        for call in _calls(campaign):
+            verb = "execute" if isinstance(call, ast.ExecuteCampaign) else "request"
+            target = by_name.get(call.campaign)
+            if target is None:
+                yield _at(
+                    "error",
+                    "unknown-smart-campaign",
+                    f'unknown campaign "{call.campaign}"{_did_you_mean(call.campaign, names)}',
+                    call.span,
+                )
+                continue
+            if not target.is_requestable:
+                yield _at(
+                    "error",
+                    "not-requestable",
+                    f'campaign "{target.name}" cannot be {verb}d: it has no `trigger campaign is requested`',
+                    call.span,
+                    f'add `trigger campaign is requested` to campaign "{target.name}" ({_where(target.name_span)})',
+                )
+            if verb == "execute":
+                wait = _waits(target)
+                if wait is not None:
+                    yield _at(
+                        "error",
+                        "execute-with-wait",
+                        f'campaign "{target.name}" waits ({_where(wait.span)}): an executed campaign runs inline, '
+                        "before the next step, and cannot wait",
+                        call.span,
+                        f'use `request campaign "{target.name}"` to run it on its own, waits included',
+                    )
+    graph = execute_graph(rule_set)
+    for path in campaign_cycles(graph):
+        ring = " -> ".join(f'"{n}"' for n in [*path, path[0]])
+        where = _execute_step(by_name[path[0]], path[1] if len(path) > 1 else path[0])
+        yield _at(
+            "error",
+            "execute-cycle",
+            f"campaigns execute each other in a cycle: {ring}",
+            where,
+            "an executed campaign runs inline: a cycle would never end; use `request campaign` for one of them",
+        )
+    chains = _deepest_chains(graph)
+    for campaign in rule_set.campaigns:
+        chain = chains.get(campaign.name, [campaign.name])
+        levels = len(chain) - 1
+        if levels <= ast.MAX_EXECUTE_DEPTH:
+            continue
+        shown = " -> ".join(f'"{n}"' for n in chain)
+        yield _at(
+            "error",
+            "execute-too-deep",
+            f"executed campaigns nest {levels} levels deep: {shown}; at most {ast.MAX_EXECUTE_DEPTH} levels",
+            _execute_step(campaign, chain[1]),
+            "use `request campaign` for one of them: a requested campaign runs on its own",
+        )
+
+
+def _execute_step(campaign: ast.Campaign, target: str) -> ast.Span:
+    """Where a campaign executes `target` (its first such step), else its name."""
+    for call in _calls(campaign):
+        if isinstance(call, ast.ExecuteCampaign) and call.campaign == target:
+            return call.span
+    return campaign.name_span
 
 
 # ------------------------------------------------------------------------------------- cycles
@@ -451,12 +757,14 @@ def _can_fire(trigger: ast.Trigger, effect: _Effect) -> bool:
     return True
 
 
-def campaign_graph(rule_set: ast.RuleSet) -> dict[str, list[str]]:
-    """Which campaigns' flows can fire which campaigns' triggers (names, declaration order).
+def campaign_graph(rule_set: ast.RuleSet, *, calls: bool = True) -> dict[str, list[str]]:
+    """Which campaigns' flows can fire which campaigns' triggers (names, declaration order); with `calls`,
+    also the campaigns a flow requests or executes (`request campaign`, `execute campaign`).
 
     Triggers are indexed by (kind, campaign or program) so that the graph costs what the flows hold,
     not campaigns squared.
     """
+    numbers = {c.name: n for n, c in reversed(list(enumerate(rule_set.campaigns)))}
     keyed: dict[tuple[str, str], list[int]] = {}
     wild: dict[str, list[int]] = {}
     for number, target in enumerate(rule_set.campaigns):
@@ -490,6 +798,11 @@ def campaign_graph(rule_set: ast.RuleSet) -> dict[str, list[str]]:
             for number in pool:
                 if number not in found and any(_can_fire(t, effect) for t in campaigns[number].triggers):
                     found.add(number)
+        if calls:
+            for step in _calls(source):
+                called = numbers.get(step.campaign)
+                if called is not None:
+                    found.add(called)
         graph[source.name] = [campaigns[n].name for n in sorted(found)]
     return graph
 
@@ -512,7 +825,10 @@ def campaign_cycles(graph: dict[str, list[str]]) -> list[list[str]]:
 
 def _cycles(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
     by_name = {c.name: c for c in rule_set.campaigns}
+    executes = execute_graph(rule_set)
     for path in campaign_cycles(campaign_graph(rule_set)):
+        if all(path[(i + 1) % len(path)] in executes.get(name, ()) for i, name in enumerate(path)):
+            continue  # executions alone: an error of its own (execute-cycle)
         chain = " -> ".join(f'"{n}"' for n in [*path, path[0]])
         campaign = by_name[path[0]]
         yield _at(
