@@ -7,7 +7,9 @@ Edges, named by kind:
 - `add`, `remove`, `change_status`, `change_program_status`: a smart campaign to what its flow acts on;
 - `sync`: a program to the SFDC campaign it is kept equal to (both ways);
 - `cascade`: a smart campaign to one its flow can fire (the same analysis as the cycle check,
-  `checks.campaign_graph`), marked `cycle` when it lies on a cycle `check` reports.
+  `checks.campaign_graph`), marked `cycle` when it lies on a cycle `check` reports;
+- `request`, `execute`: a smart campaign to one its flow requests (`request campaign`, queued) or executes
+  (`execute campaign`, inline), marked `cycle` the same way.
 
 Mermaid (`flowchart LR`), Graphviz DOT and JSON renderings. Depends only on the AST and the checks.
 """
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from engine.language import ast
-from engine.language.checks import campaign_cycles, campaign_graph, iter_steps
+from engine.language.checks import campaign_calls, campaign_cycles, campaign_graph, iter_steps
 
 NodeKind = Literal["campaign", "sfdc_campaign", "program"]
 
@@ -28,6 +30,7 @@ TRIGGER_WORDS = {
     "removed": "removed",
     "status_changed": "status changed",
     "program_status_changed": "program status changed",
+    "requested": "requested",  # no edge of its own: the `request` edges of the campaigns that request it
 }
 
 
@@ -54,7 +57,7 @@ class Node:
 class Edge:
     source: str
     target: str
-    kind: str  # trigger | add | remove | change_status | change_program_status | sync | cascade
+    kind: str  # trigger | add | remove | change_status | change_program_status | sync | cascade | request | execute
     label: str
     cycle: bool = False
 
@@ -186,7 +189,12 @@ def build_graph(rule_set: ast.RuleSet) -> Graph:
         for position, name in enumerate(cycle):
             on_cycle.add((name, cycle[(position + 1) % len(cycle)]))
             graph.nodes[f"campaign:{name}"].in_cycle = True
-    for source, targets in cascades.items():
+    for source, calls in campaign_calls(rule_set).items():
+        for kind, target in calls:
+            marked = (source, target) in on_cycle
+            label = f"{kind} (cycle)" if marked else kind
+            graph.edge(f"campaign:{source}", f"campaign:{target}", kind, label, marked)
+    for source, targets in campaign_graph(rule_set, calls=False).items():
         for target in targets:
             marked = (source, target) in on_cycle
             label = "can trigger (cycle)" if marked else "can trigger"
@@ -212,7 +220,7 @@ def to_mermaid(graph: Graph) -> str:
         else:
             lines.append(f'    {ids[key]}["{label}"]')
     for number, edge in enumerate(graph.edges):
-        arrow = "==>" if edge.cycle else ("-.->" if edge.kind == "cascade" else "-->")
+        arrow = "==>" if edge.cycle else ("-.->" if edge.kind in ("cascade", "request") else "-->")
         lines.append(f'    {ids[edge.source]} {arrow}|"{_mermaid_text(edge.label)}"| {ids[edge.target]}')
         if edge.cycle:
             lines.append(f"    linkStyle {number} stroke:#c62828,stroke-width:2px")
@@ -261,8 +269,10 @@ def to_dot(graph: Graph, *, name: str = "smartcampaign") -> str:
         lines.append(f"    {_dot_text(key)} [label={_dot_text(node.label)}, {style}];")
     for edge in graph.edges:
         attributes = [f"label={_dot_text(edge.label)}"]
-        if edge.kind == "cascade":
+        if edge.kind in ("cascade", "request"):
             attributes.append("style=dashed")
+        elif edge.kind == "execute":
+            attributes.append("style=bold")
         if edge.cycle:
             attributes.append('color="#c62828", fontcolor="#c62828", penwidth=2')
         if edge.kind == "sync":

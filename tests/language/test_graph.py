@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from engine.cli import cli
-from engine.language.graph import build_graph
+from engine.language.graph import build_graph, to_dot, to_mermaid
 from engine.language.loader import load_rule_set
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -244,3 +244,52 @@ def test_installed_command_on_an_example() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("flowchart LR\n")
     assert "Program: 2026 Q4 Webinar" in done.stdout
+
+
+CALLS = """campaign "Caller" {
+    trigger added to sfdc campaign "W"
+    flow {
+        request campaign "Kit"
+        if member of sfdc campaign "X" { execute campaign "Score" }
+        request campaign "Nowhere"
+    }
+}
+
+campaign "Kit" {
+    trigger campaign is requested
+    flow { request campaign "Caller again" }
+}
+
+campaign "Caller again" {
+    trigger campaign is requested
+    flow { request campaign "Kit" }
+}
+
+campaign "Score" {
+    trigger campaign is requested
+    flow { add to sfdc campaign "Scored" with status "Sent" }
+}
+"""
+
+
+def test_request_and_execute_edges() -> None:
+    from engine.language.loader import assemble
+    from engine.language.parser import parse_text
+
+    rule_set = assemble([parse_text(CALLS, "calls.campaign", use_cache=False).file])
+    graph = build_graph(rule_set)
+    data = graph.to_json()
+    found = edges(data)
+    assert ("campaign:Caller", "campaign:Kit", "request") in found
+    assert ("campaign:Caller", "campaign:Score", "execute") in found  # inside a choice too
+    assert not any(target == "campaign:Nowhere" for _, target, _ in found)  # unknown names: no node
+    assert not any(kind == "cascade" and source == "campaign:Caller" for source, _, kind in found)
+    # a loop through requests is a cycle, as `check` warns
+    assert data["cycles"] == [["Kit", "Caller again"]]
+    labels = {(e["from"], e["to"], e["kind"]): (e["label"], e["cycle"]) for e in data["edges"]}
+    assert labels[("campaign:Kit", "campaign:Caller again", "request")] == ("request (cycle)", True)
+    assert labels[("campaign:Caller", "campaign:Kit", "request")] == ("request", False)
+    mermaid = to_mermaid(graph)
+    assert '-.->|"request"|' in mermaid and '-->|"execute"|' in mermaid
+    dot = to_dot(graph)
+    assert 'label="execute", style=bold' in dot and 'label="request", style=dashed' in dot
