@@ -32,6 +32,12 @@ __all__ = ["replay"]
 @click.option("--max-depth", default=10, show_default=True, type=click.IntRange(min=0), help="Cascade depth limit.")
 @format_option("json")
 @click.option("--no-program-sync", is_flag=True, help="Turn the program to SFDC campaign sync off.")
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(dir_okay=False),
+    help="Keep the replay's state in this SQLite file; a file holding a stopped replay's state is continued.",
+)
 @guarded
 def replay(
     rules: str,
@@ -41,6 +47,7 @@ def replay(
     max_depth: int,
     output_format: str,
     no_program_sync: bool,
+    store_path: str | None,
 ) -> None:
     """Replay events over a world on the embedded local org and print what happened.
 
@@ -53,12 +60,14 @@ def replay(
       smartcampaign replay rules/ --world world.json --events events.jsonl --format text
       smartcampaign replay rules/ --events events.jsonl --until 2026-11-10T00:00:00Z
       cat events.jsonl | smartcampaign replay rules/ --world world.json --events -
+      smartcampaign replay rules/ --world world.json --events events.jsonl --store replay.db
     """
     from engine.model.loading import InputError
     from engine.model.world import as_utc
     from engine.replay.run import ReplayOptions
     from engine.replay.run import replay as run_replay
     from engine.runtime.interpreter import keep_out_of_gc
+    from engine.store.store import StoreError
 
     rule_set, world, events = replay_inputs("replay", rules, world_path, events_path)
     keep_out_of_gc()
@@ -69,6 +78,7 @@ def replay(
             program_sync=not no_program_sync,
             warn=err,
             world_source=world_path if world_path not in (None, "-") else "world",
+            store_path=store_path,
         )
         if output_format == "text" and len(events) >= 5000 and sys.stderr.isatty():
             from rich.progress import Progress
@@ -79,7 +89,7 @@ def replay(
                 result = run_replay(rule_set, world, events, options)
         else:
             result = run_replay(rule_set, world, events, options)
-    except InputError as error:
+    except (InputError, StoreError) as error:
         err(f"smartcampaign replay: {error}")
         sys.exit(EXIT_USAGE)
     if output_format == "json":

@@ -17,6 +17,14 @@ def _short_time(value: str) -> str:
 
 
 def _trigger_text(trigger: dict[str, Any]) -> str:
+    kind_name = trigger.get("type")
+    if kind_name == "batch":
+        return escape(f"{trigger.get('schedule')} (slot {_short_time(str(trigger.get('slot', '')))})")
+    if kind_name == "campaign_requested":
+        by = f'by "{trigger["by"]}"' if trigger.get("by") else f"by {trigger.get('origin')}"
+        return escape(f"requested ({by})")
+    if kind_name == "campaign_executed":
+        return escape(f'executed by "{trigger.get("by")}"')
     kind = {
         "added_to_sfdc_campaign": "added to",
         "removed_from_sfdc_campaign": "removed from",
