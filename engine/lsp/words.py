@@ -22,6 +22,11 @@ def match(status: ast.StatusMatch) -> str:
 
 
 def trigger(node: ast.Trigger) -> str:
+    if node.kind == "requested":
+        return (
+            "Fires when another campaign's flow step `request campaign` names this campaign, or when the service "
+            "is asked (`POST /campaigns/{name}/request`); the person then becomes a candidate for the flow."
+        )
     where = ref(node.campaign) if node.campaign is not None else f'the program "{node.program}"'
     if node.kind == "added":
         text = f"Fires when a person is added to {where}"
@@ -96,6 +101,33 @@ def qualification(node: ast.Qualification) -> str:
     return "A person runs through the flow once, ever."
 
 
+def schedule(node: ast.Schedule, zone: str) -> str:
+    """A batch campaign's schedule, read in `zone` (the campaign's time zone)."""
+    if node.kind == "once":
+        when = f"once, at {node.at}"
+    elif node.kind == "daily":
+        when = f"every day at {node.time}"
+    elif node.kind == "weekly":
+        when = f"every {node.weekday} at {node.time}"
+    else:
+        when = f"on day {node.day} of every month at {node.time} (on the last day in a shorter month)"
+    return (
+        f"Runs the campaign {when}, {zone} time, over everyone its filters let through "
+        "(qualification applies; a missed run runs once when the service is back)."
+    )
+
+
+def limit(amount: int) -> str:
+    return f"Each batch run takes at most {amount} {'person' if amount == 1 else 'persons'}, in order of email."
+
+
+def timezone(name: str, *, rule_set: bool) -> str:
+    where = "the rule set's schedules and dated waits" if rule_set else "this campaign's schedule and dated waits"
+    return f'Reads {where} in the time zone "{name}" (daylight saving time included).'
+
+
 def campaign_kind(campaign: ast.Campaign) -> str:
-    kind = "trigger campaign" if campaign.triggers else "batch campaign"
+    kind = "batch campaign" if campaign.is_batch or not campaign.triggers else "trigger campaign"
+    if campaign.is_requestable:
+        kind += ", can be requested"
     return kind + ("" if campaign.active else ", inactive")
