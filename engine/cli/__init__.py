@@ -29,7 +29,14 @@ SECTIONS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
     (
         "Rules",
         "engine.cli.rules",
-        (("check", "check"), ("fmt", "fmt"), ("explain", "explain"), ("graph", "graph_command"), ("lsp", "lsp")),
+        (
+            ("check", "check"),
+            ("fmt", "fmt"),
+            ("explain", "explain"),
+            ("graph", "graph_command"),
+            ("schedule", "schedule_command"),
+            ("lsp", "lsp"),
+        ),
     ),
     ("Run", "engine.cli.run", (("replay", "replay"),)),
     ("Salesforce", "engine.cli.salesforce", (("sync", "sync_command"), ("doctor", "doctor_command"))),

@@ -1,4 +1,5 @@
-"""The rule-file commands: `check`, `fmt`, `explain`, `graph` and `lsp` (the language server for editors).
+"""The rule-file commands: `check`, `fmt`, `explain`, `graph`, `schedule` (the next runs of batch campaigns) and `lsp`
+(the language server for editors).
 
 Imported when one of them runs: only click at the top, everything else inside the command that needs it, so
 that `smartcampaign check` of an unchanged rule set imports neither the parser nor the checks.
@@ -25,7 +26,7 @@ from engine.cli.common import (
     replay_inputs,
 )
 
-__all__ = ["check", "explain", "fmt", "graph_command", "lsp"]
+__all__ = ["check", "explain", "fmt", "graph_command", "lsp", "schedule_command"]
 
 
 def catalog_from_world(path: str) -> Any:
@@ -343,3 +344,74 @@ def lsp(db_url: str | None) -> None:
     from engine.lsp.server import run
 
     run(db_url)
+
+
+@click.command("schedule")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--count", default=3, show_default=True, type=click.IntRange(1, 1000), help="Runs listed per campaign.")
+@click.option(
+    "--from",
+    "start",
+    default=None,
+    metavar="DATETIME",
+    help="List the runs after this moment (ISO 8601, e.g. 2026-12-07T09:00 or 2026-12-07T10:00+01:00; no offset: "
+    "UTC). Default: now.",
+)
+@format_option()
+@guarded
+def schedule_command(paths: tuple[str, ...], count: int, start: str | None, output_format: str) -> None:
+    """List the next runs of every batch campaign (`schedule ...`).
+
+    PATHS are .campaign files or folders. For each batch campaign: its schedule in words, its time zone, its
+    next runs in local time (with the offset) and in UTC, and its limit. Rule files with errors are reported as
+    `check` does and nothing is listed. Exit 0 listed, 1 rule errors, 2 usage errors.
+
+    \b
+    Examples:
+      smartcampaign schedule rules/
+      smartcampaign schedule rules/ --count 10 --from 2026-12-24
+      smartcampaign schedule rules/ --format json
+    """
+    import time
+
+    from engine.language.diagnostics import render_all
+    from engine.language.loader import RuleSetNotFound, load_rule_set
+    from engine.service.schedule import iso_minute, parse_moment, upcoming
+
+    try:
+        after = parse_moment(start) if start is not None else time.time()
+    except ValueError:
+        err(f'smartcampaign schedule: --from "{start}" is not a date and time (e.g. 2026-12-07T09:00, UTC)')
+        sys.exit(EXIT_USAGE)
+    try:
+        with collector_paused():
+            loaded = load_rule_set(paths)
+    except RuleSetNotFound as error:
+        err(f"smartcampaign schedule: {error}")
+        sys.exit(EXIT_USAGE)
+    if loaded.errors:
+        err(render_all(loaded.errors, loaded.sources))
+        err(f"smartcampaign schedule: the rule set has {len(loaded.errors)} error(s): nothing listed")
+        sys.exit(EXIT_FAIL)
+    listing = upcoming(loaded.rule_set, after, count)
+    if output_format == "json":
+        click.echo(json.dumps({"from": iso_minute(after), "campaigns": [u.to_json() for u in listing]}, indent=2))
+        return
+    if not listing:
+        click.echo("no batch campaigns (none has a `schedule`)")
+        return
+    from rich.table import Table
+
+    from engine.cli.common import console
+
+    table = Table(title=f"Next runs after {iso_minute(after)}", show_edge=False)
+    for column in ("campaign", "schedule", "time zone", "next runs (local)", "UTC", "limit"):
+        table.add_column(column)
+    for entry in listing:
+        runs = [entry.local(ts) for ts in entry.runs] or ["(no more runs)"]
+        utc = [iso_minute(ts) for ts in entry.runs] or [""]
+        name = entry.campaign if entry.active else f"{entry.campaign} (inactive)"
+        limit = str(entry.limit) if entry.limit is not None else "none"
+        table.add_row(name, entry.schedule.removeprefix("schedule "), entry.timezone, "\n".join(runs),
+                      "\n".join(utc), limit)  # fmt: skip
+    console().print(table)

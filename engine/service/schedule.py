@@ -102,6 +102,16 @@ class Upcoming:
         }
 
 
+def parse_moment(text: str) -> float:
+    """`--from`: `2026-12-07T09:00`, `2026-12-07 09:00:30`, `2026-12-07` (midnight), with `Z` or an offset;
+    without one, UTC. ValueError when it is no such moment."""
+    value = text.strip()
+    moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
 def upcoming(rule_set: ast.RuleSet, after: float, count: int = 3) -> list[Upcoming]:
     """The next `count` runs of every batch campaign strictly after `after`, in declaration order."""
     out: list[Upcoming] = []

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from engine.cli import cli
 
 SECTIONS = {
-    "Rules": ["check", "fmt", "explain", "graph", "lsp"],
+    "Rules": ["check", "fmt", "explain", "graph", "schedule", "lsp"],
     "Run": ["replay"],
     "Salesforce": ["sync", "doctor"],
     "Service": ["serve", "worker", "status", "db"],
