@@ -749,7 +749,8 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
         openapi_extra=_REQUEST_BODY,
         response_model=CampaignRequestAnswer,
         responses={
-            401: {"description": "Missing or wrong credentials (bearer token or console session)"},
+            401: {"description": "Missing or wrong credentials: the bearer token (and the signature, when one is "
+                  "configured), as POST /events, or a console session"},
             404: {"description": "No smart campaign of this name"},
             409: {"description": "The smart campaign has no `trigger campaign is requested`"},
             413: {"description": f"More than {MAX_REQUEST_PERSONS} persons (nothing queued)"},
@@ -762,11 +763,12 @@ def create_app(service: Service, *, manage: bool = True) -> FastAPI:
         "Request Campaign": each person's run goes through the inbox as a `campaign_requested` event (durable,
         exactly once, in order with the person's other events). 202 once they are committed; nothing is queued
         when anything is refused."""
-        if not operator(request):
-            return UNAUTHORIZED
         body = await _bounded_body(request, MAX_REQUEST_BODY)
         if body is None:
             return JSONResponse({"detail": f"the body is larger than {MAX_REQUEST_BODY} bytes"}, status_code=413)
+        signed_in = not isinstance(app.state.console.who(request), bool | None)  # a console session
+        if not signed_in and not service.authorized(request, body):  # as POST /events: token (and signature)
+            return UNAUTHORIZED
         rule_set = service.rules.rule_set
         problem = request_problem(rule_set, name) if rule_set is not None else ("unknown_campaign", "no rules")
         if problem is not None:

@@ -129,3 +129,37 @@ def test_the_endpoint_is_documented_and_campaigns_show_schedules(api: tuple[Test
     digest = campaigns["Digest"]["batch"]
     assert digest["schedule"] == "schedule every day at 09:00" and digest["timezone"] == "UTC"
     assert digest["next_run"]["utc"].endswith("T09:00Z")
+
+
+def test_with_a_signing_secret_a_request_is_signed_as_post_events_is(tmp_path: Path) -> None:
+    from engine.service.app import SIGNATURE_HEADER, sign
+
+    rules = write_rules(tmp_path / "rules")
+    config = ServiceConfig(
+        rules=[str(rules / "batch.campaign")],
+        db_url=f"sqlite:///{tmp_path / 'store.db'}",
+        world=str(rules / "world.json"),
+        token=TOKEN,
+        hmac_secret="s3cret",
+    )
+    body = json.dumps({"persons": ["ann@example.com"]}).encode()
+    headers = {**AUTH, "Content-Type": "application/json"}
+    with TestClient(create_app(Service(config))) as client:
+        unsigned = client.post("/campaigns/Welcome Kit/request", content=body, headers=headers)
+        assert unsigned.status_code == 401
+        signed = client.post(
+            "/campaigns/Welcome Kit/request", content=body, headers={**headers, SIGNATURE_HEADER: sign("s3cret", body)}
+        )
+        assert signed.status_code == 202 and signed.json()["queued"] == 1
+
+
+def test_a_signed_in_console_session_may_request(api: tuple[TestClient, str]) -> None:
+    import re
+
+    client, _url = api
+    form = client.get("/console/login").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert csrf is not None
+    assert client.post("/console/login", data={"secret": TOKEN, "csrf": csrf.group(1)}).status_code == 200
+    answer = client.post("/campaigns/Welcome Kit/request", json={"persons": ["ann@example.com"]})
+    assert answer.status_code == 202 and answer.json()["queued"] == 1
