@@ -288,6 +288,8 @@ def main() -> int:
         print()
         for problem in problems:
             print(f"WORKLOAD CHECK: {problem}")
+        if sum(r["run_cpu_s"] for r in results) < 0.85 * sum(r["run_s"] for r in results):
+            print("note: CPU time < 85% of wall time in the batch runs: the machine was busy or waiting on disk")
         print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print(f"total wall time {time.perf_counter() - wall:.0f} s")
         return 1 if problems else 0
