@@ -51,3 +51,13 @@ def test_the_vscode_extension_wires_the_grammar_and_the_server() -> None:
     extension = (EDITORS / "vscode" / package["main"]).read_text(encoding="utf-8")
     assert '["lsp"]' in extension
     json.loads((EDITORS / "vscode" / "language-configuration.json").read_text(encoding="utf-8"))
+
+
+def test_dates_times_and_weekdays_are_scoped_whole() -> None:
+    grammar = _grammar()
+    number = grammar["repository"]["number"]["match"]
+    for text in ("2026-12-10T09:00", "2026-12-10T09:00:30", "09:00", "2026-11", "500"):
+        found = re.search(number, f"schedule at {text} ")
+        assert found is not None and found.group() == text
+    assert _scope_of(grammar, "monday") == "constant.language.weekday.smartcampaign"
+    assert _scope_of(grammar, "execute") == "keyword.control.smartcampaign"
