@@ -25,6 +25,18 @@ MARKUP = """campaign "<script>alert(1)</script> & co" {
     trigger added to sfdc campaign "Nurture 2026"
     flow { add to sfdc campaign "Sales Follow-up" with status "Sent" }
 }
+
+campaign "Weekly sweep" {
+    schedule every week on monday at 09:00
+    timezone "Europe/Berlin"
+    filter member of sfdc campaign "Nurture 2026"
+    flow { add to sfdc campaign "Sales Follow-up" with status "Sent" }
+}
+
+campaign "Kit on request" {
+    trigger campaign is requested
+    flow { add to sfdc campaign "Sales Follow-up" with status "Sent" }
+}
 """
 
 
@@ -122,3 +134,20 @@ def test_the_campaign_graph_without_graphviz_says_so(
     page = test_client.get("/console/campaign", params={"name": "Webinar No-shows Get the Recording"}).text
     assert 'id="graph-note"' in page and "Graphviz is not installed on this server" in page
     assert "smartcampaign graph RULES --campaign NAME" in page
+
+
+def test_the_campaigns_page_names_each_kind(client: tuple[TestClient, Service]) -> None:
+    test_client, _ = client
+    signed_in(test_client)
+    listing = test_client.get("/").text
+    rows = {
+        re.sub(r"<[^>]+>", "", name).strip(): kind
+        for name, kind in re.findall(
+            r'<tr>\s*<td><a href="/console/campaign[^"]*">(.*?)</a>.*?</td>\s*<td>(.*?)</td>', listing, re.S
+        )
+    }
+    assert rows["Kit on request"] == "requested"
+    assert rows["&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"] == "trigger"
+    sweep = rows["Weekly sweep"]
+    assert sweep.startswith("batch: every week on monday at 09:00 (next ")
+    assert re.search(r"\(next \d{4}-\d{2}-\d{2}T09:00\+0[12]:00 \(Europe/Berlin\)\)$", sweep), sweep

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine import __version__
+from engine.language import ast
 from engine.service.console import queries, svg
 from engine.service.console.auth import COOKIE, SESSION_SECONDS, ConsoleAuth, Session
 from engine.service.console.words import declaration_source, explain_person, flow_outline, highlight, run_trigger_words
@@ -178,6 +179,21 @@ def install_console(app: FastAPI, service: Any) -> None:
     app.include_router(_router(console))
 
 
+def _kind(rule_set: ast.RuleSet, campaign: ast.Campaign, now: float) -> str:
+    """Trigger, requested or batch (with its schedule and next run), as the Campaigns page shows it."""
+    if campaign.schedule is not None:
+        from engine.runtime import calendar
+
+        zone = rule_set.zone_of(campaign)
+        upcoming = calendar.next_slot(campaign.schedule, zone, now)
+        when = calendar.iso_local(upcoming, zone) if upcoming is not None else "no more runs"
+        return f"batch: {campaign.schedule.describe().removeprefix('schedule ')} (next {when})"
+    kinds = ["requested"] if campaign.is_requestable else []
+    if any(trigger.kind != "requested" for trigger in campaign.triggers):
+        kinds.insert(0, "trigger")
+    return " and ".join(kinds) if kinds else "none (no trigger)"
+
+
 def _router(console: Console) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     service = console.service
@@ -246,7 +262,7 @@ def _router(console: Console) -> APIRouter:
                 {
                     "name": campaign.name,
                     "description": campaign.description,
-                    "kind": "trigger" if campaign.triggers else "none (no trigger)",
+                    "kind": _kind(rule_set, campaign, now),
                     "active": campaign.active,
                     "stats": stats.get(campaign.name, queries.CampaignStats()),
                     "file": f"{campaign.name_span.file}:{campaign.name_span.line}",
