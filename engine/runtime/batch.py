@@ -22,7 +22,7 @@ from engine.language import ast
 from engine.store.store import Person, Store
 
 if TYPE_CHECKING:
-    from engine.runtime.interpreter import Interpreter
+    from engine.runtime.interpreter import Interpreter, Tracer
 
 CHUNK = 200  # members run between two commits of a batch run
 _IN_CHUNK = 500  # values in one `IN (...)`
@@ -158,6 +158,14 @@ def select_batch(interp: Interpreter, campaign: ast.Campaign, slot: float) -> li
     chosen = qualified(store, campaign, Selector(store).select(campaign.filters), slot)
     if not chosen:
         return []
+    people = _in_email_order(store, chosen)
+    if campaign.limit is not None:
+        people = people[: campaign.limit]
+    return people
+
+
+def _in_email_order(store: Store, chosen: set[int]) -> list[Person]:
+    """The persons of `chosen` ordered by email, case-insensitively, then as written."""
     people: list[tuple[str, str, Person]] = []
     for pid, key, display, sfdc_id, sfdc_type in store.fetchall(
         "SELECT id, email, display_email, sfdc_id, sfdc_type FROM persons"
@@ -165,9 +173,26 @@ def select_batch(interp: Interpreter, campaign: ast.Campaign, slot: float) -> li
         if int(pid) in chosen:
             people.append((str(key), str(display), Person(int(pid), str(display), sfdc_id, sfdc_type)))
     people.sort(key=lambda entry: (entry[0], entry[1]))
-    if campaign.limit is not None:
-        people = people[: campaign.limit]
     return [entry[2] for entry in people]
+
+
+def _traced_selection(interp: Interpreter, campaign: ast.Campaign, slot: float, tracer: Tracer) -> list[Person]:
+    """`select_batch` step by step, told to the tracer (event "batch") before anyone runs; the same selection."""
+    store = interp.store
+    passed = Selector(store).select(campaign.filters) if campaign.active else set()
+    chosen = qualified(store, campaign, set(passed), slot)
+    ordered = _in_email_order(store, chosen) if chosen else []
+    selected = ordered[: campaign.limit] if campaign.limit is not None else list(ordered)
+    tracer.event(
+        "batch",
+        campaign=campaign,
+        slot=slot,
+        passed=frozenset(passed),
+        qualified=frozenset(chosen),
+        ordered=ordered,
+        selected=selected,
+    )
+    return selected
 
 
 def run_batch(interp: Interpreter, campaign: ast.Campaign, slot: float, chunk: int = CHUNK) -> BatchOutcome:
@@ -179,7 +204,12 @@ def run_batch(interp: Interpreter, campaign: ast.Campaign, slot: float, chunk: i
     if slot > interp.clock:
         interp.set_clock(slot)
     if found is None:
-        selected = select_batch(interp, campaign, slot)
+        tracer = interp.tracer
+        selected = (
+            select_batch(interp, campaign, slot)
+            if tracer is None
+            else _traced_selection(interp, campaign, slot, tracer)
+        )
         batch_id = store.start_batch_run(campaign.name, slot, [person.id for person in selected])
         store.commit()  # the selection is kept: an interrupted run resumes it
         members: list[tuple[int, Person | int]] = list(enumerate(selected))

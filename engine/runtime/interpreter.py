@@ -82,7 +82,11 @@ class NullRecorder:
 class Tracer(Protocol):
     """Optional: why a campaign did or did not run (used by `explain` and rule coverage).
 
-    The first event is "start" with the interpreter itself, so a tracer can read its store.
+    The first event is "start" with the interpreter itself, so a tracer can read its store. "run" comes with
+    `change` for a triggered run, with `change=None` and `slot` for a batch run's member, with `change=None` and
+    `parent` (the executing run) for an executed campaign's run. A batch run tells "batch" once, before anyone
+    runs (its stages: `passed`, `qualified`, `ordered`, `selected`), and "batch_skip" for a selected person
+    whose qualification failed when their turn came.
     """
 
     def event(self, kind: str, **data: Any) -> None: ...
@@ -175,6 +179,8 @@ class Interpreter:
         if slot > self.clock:
             self.set_clock(slot)
         if not self.qualifies_at(campaign, person.id, self.clock):
+            if self.tracer:
+                self.tracer.event("batch_skip", campaign=campaign, person=person, slot=slot)
             return False
         trigger: dict[str, Any] = {
             "type": "batch",
@@ -183,6 +189,8 @@ class Interpreter:
             "origin": "schedule",
         }
         ctx = self._open_run(campaign, person, trigger, self.clock, 0, ())
+        if self.tracer:
+            self.tracer.event("run", run=ctx, change=None, slot=slot)
         self._execute(ctx, [(campaign.flow, 0, ())])
         self._fault_check(ctx)
         self.drain()
@@ -477,6 +485,8 @@ class Interpreter:
             (*ctx.chain, ctx.campaign.name),
             ctx.execute_depth + 1,
         )
+        if self.tracer:
+            self.tracer.event("run", run=child, change=None, parent=ctx)
         self._execute(child, [(target.flow, 0, ())])
         self._fault_check(child)
         ctx.person = child.person
