@@ -1,6 +1,8 @@
 """The explanation's data: what `explain` recorded for each change and campaign, and its JSON form.
 
-`Explanation.to_json()` gives a stable, JSON-ready dict (each record's `to_json()` its part of it).
+`Explanation.to_json()` gives a stable, JSON-ready dict (each record's `to_json()` its part of it). Batch
+runs and executed campaigns added keys ("batches", a step's "executed") only where they apply, so the JSON
+of rule sets without them is what it was: the version stays 1.
 
 JSON shape (`version` 1; keys are never renamed or dropped, only added):
 
@@ -11,7 +13,8 @@ JSON shape (`version` 1; keys are never renamed or dropped, only added):
       "changes": [Change, ...],                    # in dispatch order
       "unchanged_events": [UnchangedEvent, ...],   # events that dispatched no change
       "errors": [{"message": str, "at": ISO}],     # the replay's errors (cascade cuts, sync problems)
-      "notes": [str, ...]                          # e.g. the person was never seen
+      "notes": [str, ...],                         # e.g. the person was never seen
+      "batches": [Batch, ...]                      # only when the explained campaigns include a batch campaign
     }
     Change = {
       "at": ISO, "person": email, "type": "added_to_sfdc_campaign" | "removed_from_sfdc_campaign" |
@@ -46,7 +49,25 @@ JSON shape (`version` 1; keys are never renamed or dropped, only added):
             "level": int,                          # nesting: 0 top level, 1 inside a branch, ...
             "segment": int,                        # 0 the run's start, n the continuation after the n-th wait
             "branch": int | null,                  # choices: the branch taken (1-based), null none
-            "conditions": [{"branch": int, "text": str, "value": bool, "clause": Clause}]}  # choices
+            "conditions": [{"branch": int, "text": str, "value": bool, "clause": Clause}],  # choices
+            "executed": Executed}                  # only on `execute campaign` steps
+    Executed = {"campaign": name, "location": "file:line" | null, "by": name,
+                "result": "ran" | "inactive" | "not_qualified" | "filtered_out" | "error", "summary": str,
+                "qualification": Qualification | null, "filters": [FilterLine, ...], "run": Run | null}
+    Batch = {                                      # one run of a batch campaign, in time order
+      "campaign": name, "location": "file:line", "slot": ISO, "zone": IANA name,
+      "local": "2026-11-10 10:00 CET",             # the slot in the campaign's time zone
+      "schedule": "schedule every week on monday at 09:00", "limit": int | null,
+      "counts": {"persons": int, "passed_filters": int, "qualified": int, "selected": int, "cut_by_limit": int},
+      "person": BatchPerson | null                 # with --person
+    }
+    BatchPerson = {"person": email,
+                   "result": "picked" | "filtered_out" | "not_qualified" | "limit" | "skipped" | "unknown_person",
+                   "picked": bool, "summary": str,
+                   "filters": [FilterLine, ...],   # every line, as the selection evaluates them all
+                   "qualification": Qualification | null,  # null: filtered out before it
+                   "position": int | null,         # 1-based in email order among the qualified
+                   "limit": str | null, "run": Run | null}
     UnchangedEvent = {"file": str, "line": int, "at": ISO, "person": email, "reason": str}
 """
 
@@ -154,9 +175,10 @@ class StepRecord:
     segment: int = 0
     branch: int | None = None
     conditions: list[Condition] = field(default_factory=list)
+    executed: ExecutedDecision | None = None  # `execute campaign` steps: the executed campaign's decision
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": self.kind,
             "text": self.text,
             "location": self.location,
@@ -168,6 +190,9 @@ class StepRecord:
             "branch": None if self.branch is None else self.branch + 1,
             "conditions": [c.to_json() for c in self.conditions],
         }
+        if self.executed is not None:  # only on `execute campaign` steps
+            out["executed"] = self.executed.to_json()
+        return out
 
 
 @dataclass
@@ -183,6 +208,105 @@ class RunRecord:
             "at": iso(self.at),
             "steps": [s.to_json() for s in self.steps],
             "waiting_until": iso(self.waiting_until) if self.waiting_until is not None else None,
+        }
+
+
+@dataclass
+class ExecutedDecision:
+    """`execute campaign "X"`: X's decision for the person when the step ran, and X's run (inline)."""
+
+    campaign: str
+    location: str | None  # None: the rules have no such campaign
+    by: str  # the executing campaign
+    result: str  # ran | inactive | not_qualified | filtered_out | error
+    summary: str
+    qualification: QualificationDecision | None = None
+    filters: list[FilterLine] = field(default_factory=list)
+    run: RunRecord | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "campaign": self.campaign,
+            "location": self.location,
+            "by": self.by,
+            "result": self.result,
+            "summary": self.summary,
+            "qualification": self.qualification.to_json() if self.qualification is not None else None,
+            "filters": [f.to_json() for f in self.filters],
+            "run": self.run.to_json() if self.run is not None else None,
+        }
+
+
+@dataclass
+class BatchPersonDecision:
+    """Why the explained person was or was not picked by one batch run."""
+
+    person: str
+    result: str  # picked | filtered_out | not_qualified | limit | skipped | unknown_person
+    summary: str
+    filters: list[FilterLine] = field(default_factory=list)
+    qualification: QualificationDecision | None = None
+    position: int | None = None  # 1-based, in email order among the qualified
+    limit: str | None = None  # the limit's decision in words, null: no limit (or not reached)
+    run: RunRecord | None = None
+
+    @property
+    def picked(self) -> bool:
+        return self.result in ("picked", "skipped")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "person": self.person,
+            "result": self.result,
+            "picked": self.picked,
+            "summary": self.summary,
+            "filters": [f.to_json() for f in self.filters],
+            "qualification": self.qualification.to_json() if self.qualification is not None else None,
+            "position": self.position,
+            "limit": self.limit,
+            "run": self.run.to_json() if self.run is not None else None,
+        }
+
+
+@dataclass
+class BatchRecord:
+    """One run of a batch campaign at a slot of its schedule: its counts, and the explained person's decision."""
+
+    campaign: str
+    location: str
+    slot: float
+    zone: str
+    local: str  # the slot in the campaign's time zone: 2026-11-10 10:00 CET
+    schedule: str  # the schedule in the rule language's words
+    limit: int | None
+    everyone: int  # persons in the store at the slot
+    passed: int  # passed the filter lines
+    qualified: int  # of them, qualified at the slot
+    selected: int  # of them, within the limit: the run's members
+    person: BatchPersonDecision | None = None  # with --person
+    order: int = 0
+
+    @property
+    def cut(self) -> int:
+        return self.qualified - self.selected
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "campaign": self.campaign,
+            "location": self.location,
+            "slot": iso(self.slot),
+            "zone": self.zone,
+            "local": self.local,
+            "schedule": self.schedule,
+            "limit": self.limit,
+            "counts": {
+                "persons": self.everyone,
+                "passed_filters": self.passed,
+                "qualified": self.qualified,
+                "selected": self.selected,
+                "cut_by_limit": self.cut,
+            },
+            "person": self.person.to_json() if self.person is not None else None,
         }
 
 
@@ -282,6 +406,8 @@ class Explanation:
     unchanged_events: list[UnchangedEvent] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    batches: list[BatchRecord] = field(default_factory=list)
+    has_batch: bool = False  # the explained campaigns include a batch campaign: "batches" is in the JSON
 
     def decisions(self, campaign: str) -> list[tuple[ChangeRecord, CampaignDecision]]:
         """Every (change, decision) for one campaign, in dispatch order."""
@@ -292,6 +418,10 @@ class Explanation:
                     out.append((change, decision))
         return out
 
+    def batch_runs(self, campaign: str) -> list[BatchRecord]:
+        """Every run of one batch campaign, in time order."""
+        return [b for b in self.batches if b.campaign == campaign]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "version": JSON_VERSION,
@@ -301,4 +431,5 @@ class Explanation:
             "unchanged_events": [e.to_json() for e in self.unchanged_events],
             "errors": list(self.errors),
             "notes": list(self.notes),
+            **({"batches": [b.to_json() for b in self.batches]} if self.has_batch else {}),
         }

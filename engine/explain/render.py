@@ -1,4 +1,7 @@
-"""The rendering: an explanation as indented Rich trees (`render_text`); its JSON is `Explanation.to_json()`."""
+"""The rendering: an explanation as indented Rich trees (`render_text`); its JSON is `Explanation.to_json()`.
+
+One tree per change and per batch run, in the order they happened; an `execute campaign` step holds the
+executed campaign's decision and run beneath it."""
 
 from __future__ import annotations
 
@@ -10,11 +13,15 @@ from rich.text import Text
 from rich.tree import Tree
 
 from engine.explain.model import (
+    BatchPersonDecision,
+    BatchRecord,
     CampaignDecision,
     ChangeRecord,
     Clause,
+    ExecutedDecision,
     Explanation,
     FilterLine,
+    QualificationDecision,
     RunRecord,
     StepRecord,
     UnchangedEvent,
@@ -74,8 +81,33 @@ def _files_of(explanation: Explanation) -> set[str]:
             locations += [t.location for t in decision.triggers]
             locations += [f.location for f in decision.filters]
             if decision.run is not None:
-                locations += [s.location for s in decision.run.steps]
+                locations += _run_locations(decision.run)
+    for batch in explanation.batches:
+        locations.append(batch.location)
+        if batch.person is not None:
+            locations += [f.location for f in batch.person.filters]
+            if batch.person.run is not None:
+                locations += _run_locations(batch.person.run)
     return {loc.rpartition(":")[0] for loc in locations}
+
+
+def _run_locations(run: RunRecord) -> list[str]:
+    """The steps' locations, and those of the campaigns they executed."""
+    out: list[str] = []
+    for step in run.steps:
+        out.append(step.location)
+        executed = step.executed
+        if executed is not None:
+            if executed.location is not None:
+                out.append(executed.location)
+            out += [f.location for f in executed.filters]
+            if executed.run is not None:
+                out += _run_locations(executed.run)
+    return out
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}{'' if number == 1 else 's'}"
 
 
 class _TextRenderer:
@@ -128,6 +160,8 @@ class _TextRenderer:
                 segment = step.segment
                 stack = [node.add(Text(f"⏵ resumed {when(step.at)} after the wait", style="cyan"))]
             child = stack[min(step.level, len(stack) - 1)].add(self.step_label(step))
+            if step.executed is not None:
+                self.executed_node(child, step.executed)
             if step.kind == "choice":
                 for condition in step.conditions:
                     prefix = "if " if condition.branch == 0 else "else if "
@@ -137,6 +171,61 @@ class _TextRenderer:
                 stack.append(child)
         if run.waiting_until is not None:
             node.add(Text(f"⏳ still waiting when the replay ended (due {when(run.waiting_until)})", style="cyan"))
+
+    def qualification_node(self, parent: Tree, q: QualificationDecision) -> None:
+        parent.add(Text.assemble(_mark(q.ok), q.rule, (" → ok" if q.ok else " → blocked", "bold"), f": {q.reason}"))
+
+    def executed_node(self, parent: Tree, executed: ExecutedDecision) -> None:
+        """Under an `execute campaign` step: the executed campaign's decision, and its run."""
+        label = _mark(executed.result == "ran")
+        label.append(executed.campaign, style="bold")
+        label.append(f" — {executed.summary}")
+        if executed.location is not None:
+            label.append_text(self.where(executed.location))
+        node = parent.add(label)
+        if executed.result == "inactive":
+            node.add(Text.assemble(_mark(False), "inactive: the campaign takes no new runs"))
+        if executed.qualification is not None:
+            self.qualification_node(node, executed.qualification)
+        for filter_line in executed.filters:
+            self.filter_node(node, filter_line)
+        if executed.run is not None:
+            self.run_node(node, executed.run)
+
+    def batch_person_node(self, parent: Tree, decision: BatchPersonDecision) -> None:
+        label = _mark(decision.result == "picked")
+        label.append(decision.person, style="bold")
+        label.append(f" — {decision.summary}")
+        node = parent.add(label)
+        for filter_line in decision.filters:
+            self.filter_node(node, filter_line)
+        if decision.qualification is not None:
+            self.qualification_node(node, decision.qualification)
+        if decision.limit is not None:
+            node.add(Text.assemble(_mark(decision.result != "limit"), decision.limit))
+        if decision.run is not None:
+            self.run_node(node, decision.run)
+
+    def batch_tree(self, batch: BatchRecord) -> Tree:
+        label = Text.assemble(
+            (when(batch.slot), "cyan"),
+            " ",
+            ("batch run", "bold"),
+            f' of "{batch.campaign}" ({batch.schedule}; '
+            + ("UTC)" if batch.zone == "UTC" else f"{batch.zone}: {batch.local})"),
+        )
+        label.append_text(self.where(batch.location))
+        tree = Tree(label, guide_style="dim")
+        counts = (
+            f"{_count(batch.everyone, 'person')}: {batch.passed} passed the filters, {batch.qualified} qualified, "
+            f"{batch.selected} selected"
+        )
+        if batch.limit is not None:
+            counts += f" (limit {batch.limit}: {batch.cut} cut)"
+        tree.add(Text(counts))
+        if batch.person is not None:
+            self.batch_person_node(tree, batch.person)
+        return tree
 
     def campaign_node(self, parent: Tree, decision: CampaignDecision) -> None:
         label = _mark(decision.ran)
@@ -152,8 +241,7 @@ class _TextRenderer:
         if decision.result == "inactive":
             node.add(Text.assemble(_mark(False), "inactive: the campaign takes no new runs"))
         if decision.qualification is not None:
-            q = decision.qualification
-            node.add(Text.assemble(_mark(q.ok), q.rule, (" → ok" if q.ok else " → blocked", "bold"), f": {q.reason}"))
+            self.qualification_node(node, decision.qualification)
         for filter_line in decision.filters:
             self.filter_node(node, filter_line)
         if decision.run is not None:
@@ -180,16 +268,21 @@ def render_text(explanation: Explanation, console: Console | None = None) -> Non
     renderer = _TextRenderer(explanation)
     who = explanation.person or "every person"
     what = f'campaign "{explanation.campaign}"' if explanation.campaign else "every campaign"
-    count = len(explanation.changes)
-    console.print(Text(f"Why: {who}, {what} ({count} change{'' if count == 1 else 's'})", style="bold"))
+    count = _count(len(explanation.changes), "change")
+    if explanation.has_batch:
+        count += f", {_count(len(explanation.batches), 'batch run')}"
+    console.print(Text(f"Why: {who}, {what} ({count})", style="bold"))
     for note in explanation.notes:
         console.print(Text(f"note: {note}", style="yellow"))
-    entries: list[tuple[int, ChangeRecord | UnchangedEvent]] = [(c.order, c) for c in explanation.changes]
+    entries: list[tuple[int, ChangeRecord | UnchangedEvent | BatchRecord]] = [(c.order, c) for c in explanation.changes]
     entries += [(e.order, e) for e in explanation.unchanged_events]
+    entries += [(b.order, b) for b in explanation.batches]
     for _, entry in sorted(entries, key=lambda pair: pair[0]):
         console.print()
         if isinstance(entry, ChangeRecord):
             console.print(renderer.change_tree(entry))
+        elif isinstance(entry, BatchRecord):
+            console.print(renderer.batch_tree(entry))
         else:
             console.print(
                 Text.assemble(

@@ -12,6 +12,14 @@ dispatched (optionally only one person's) and every campaign of the rule set (op
 - the run: each choice (every condition evaluated, the branch taken), each step with its outcome and
   detail, and the steps a wait's continuation ran later (attached to the same run).
 
+A batch campaign's run at a slot of its schedule is not a change: it gets a record of its own (`BatchRecord`)
+with its counts (passed the filters, qualified, selected, cut by the limit) and, for the explained person,
+whether the run picked them and why not (each filter line, the qualification at the slot, the limit), and the
+run that followed. An `execute campaign` step carries the executed campaign's decision and its run.
+
+The replay is the replay's own driver (`Schedules`, `ReplayDriver`) on an in-memory store, so explain sees
+what `replay` does: continuations and schedule slots in time order, up to `until`.
+
 Events that changed nothing (a duplicate id, an observation equal to the mirror) are listed too: they
 are a common answer to "why didn't it trigger?".
 
@@ -27,9 +35,13 @@ from typing import Any
 
 from engine.crm.local import LocalOrg
 from engine.explain.model import (
+    BatchPersonDecision,
+    BatchRecord,
     CampaignDecision,
     ChangeRecord,
+    Clause,
     Condition,
+    ExecutedDecision,
     Explanation,
     FilterLine,
     QualificationDecision,
@@ -43,22 +55,32 @@ from engine.explain.words import (
     describe_change,
     describe_qualification,
     explain_filter,
+    local_time,
     location,
     no_trigger_summary,
-    times,
+    ordinal,
+    qualification_reason,
     trigger_miss,
     unchanged_reason,
-    when,
 )
 from engine.language import ast
 from engine.language.describe import describe_filter, describe_step, describe_trigger
 from engine.model.events import Event
 from engine.model.loading import InputError
 from engine.model.world import World, as_utc
-from engine.replay.run import ReplayInputEvent, ResultRecorder, process_event, seed_world, validate_events
+from engine.replay.run import (
+    ReplayDriver,
+    ReplayInputEvent,
+    ResultRecorder,
+    Schedules,
+    process_event,
+    seed_world,
+    validate_events,
+)
+from engine.runtime.batch import Selector
 from engine.runtime.interpreter import DEFAULT_MAX_DEPTH, Interpreter, RunContext
 from engine.runtime.triggers import KIND_NAMES, Change
-from engine.store.store import MEMORY_URL, Store
+from engine.store.store import MEMORY_URL, Person, Store
 from engine.sync.programs import program_sync as sync_hook
 
 
@@ -106,6 +128,9 @@ class ExplainTracer:
         self.interp: Interpreter | None = None
         self.changes: list[ChangeRecord] = []
         self.unchanged: list[UnchangedEvent] = []
+        self.batches: list[BatchRecord] = []
+        self._names = {c.name for c in campaigns}
+        self._picked: dict[str, BatchPersonDecision] = {}  # batch campaign -> the person's decision, while it runs
         self._current: ChangeRecord | None = None
         self._current_change: Change | None = None
         self._runs: dict[int, _LiveRun] = {}
@@ -154,9 +179,11 @@ class ExplainTracer:
             order=self._order,
         )
         for campaign in self.campaigns:
+            if campaign.is_batch and not campaign.triggers:  # runs on its schedule only: see the batch records
+                continue
             triggers = []
             for trigger in campaign.triggers:
-                miss = trigger_miss(trigger, change)
+                miss = trigger_miss(trigger, change, campaign)
                 triggers.append(
                     TriggerInfo(
                         location(trigger.span),
@@ -211,27 +238,9 @@ class ExplainTracer:
             return
         rule = campaign.qualification
         text = describe_qualification(rule)
-        if rule.kind == "every_time":
-            if last is None and self.interp is not None:  # the interpreter does not look; the record still helps
-                last = self.interp.store.qualification(campaign.name, change.person.id)
-            reason = "every trigger qualifies"
-            if last is not None:
-                reason += f" (ran {times(last[1])} before, last at {when(last[0])})"
-        elif last is None:
-            reason = "never ran through this campaign before"
-        elif rule.kind == "once":
-            reason = f"already ran {times(last[1])}, last at {when(last[0])}"
-        elif ok:
-            reason = (
-                f"last run {when(last[0])} ({times(last[1])}): the window ended {when(last[0] + rule.window_seconds)}"
-            )
-        else:
-            reason = (
-                f"last run {when(last[0])} ({times(last[1])}): not again before {when(last[0] + rule.window_seconds)}"
-            )
-        decision.qualification = QualificationDecision(
-            text, ok, reason, last[0] if last is not None else None, last[1] if last is not None else 0
-        )
+        if rule.kind == "every_time" and last is None and self.interp is not None:
+            last = self.interp.store.qualification(campaign.name, change.person.id)  # the interpreter does not look
+        decision.qualification = _qualification(rule, ok, last)
         if not ok:
             decision.result = "not_qualified"
             decision.summary = f"trigger matched, but {text} blocked it"
@@ -251,7 +260,20 @@ class ExplainTracer:
         decision.result = "filtered_out"
         decision.summary = f"trigger matched, but filter line {number} is false: {deciding_clause(clause)}"
 
-    def _on_run(self, run: RunContext, change: Change, **_: Any) -> None:
+    def _on_run(
+        self,
+        run: RunContext,
+        change: Change | None,
+        slot: float | None = None,
+        parent: RunContext | None = None,
+        **_: Any,
+    ) -> None:
+        if change is None:
+            if parent is not None:
+                self._executed_run(run, parent)
+            elif slot is not None:
+                self._batch_run(run)
+            return
         decision = self._decision(change, run.campaign)
         if decision is None:
             return
@@ -301,6 +323,8 @@ class ExplainTracer:
             return
         kind = "wait" if isinstance(step, ast.Wait) else "action"
         self._add_step(live, step, kind, outcome, detail)
+        if isinstance(step, ast.ExecuteCampaign):
+            live.record.steps[-1].executed = self._executed(run, step, outcome, detail)
         if isinstance(step, ast.Wait) and self.interp is not None:
             place = self._places.get(id(step))
             if place is None or place.rest:
@@ -334,6 +358,150 @@ class ExplainTracer:
             )
         )
 
+    # -------------------------------------------------------------------------- executed campaigns
+    def _executed(self, run: RunContext, step: ast.ExecuteCampaign, outcome: str, detail: str) -> ExecutedDecision:
+        """The executed campaign's decision for the person, now: the interpreter has just taken it, on this state."""
+        name, by = step.campaign, run.campaign.name
+        target = self.interp.campaigns.get(name) if self.interp is not None else None
+        where = location(target.name_span) if target is not None else None
+        if outcome == "error" or target is None or self.interp is None:
+            return ExecutedDecision(name, where, by, "error", f"not run: {detail}")
+        if not target.active:
+            summary = "not run: the campaign is inactive (it takes no new runs)"
+            return ExecutedDecision(name, where, by, "inactive", summary)
+        store, person_id = self.interp.store, run.person.id
+        rule = target.qualification
+        ok = self.interp.qualifies_at(target, person_id, self.interp.clock)
+        last = store.qualification(name, person_id)
+        decision = ExecutedDecision(name, where, by, "ran", f'executed by "{by}"', _qualification(rule, ok, last))
+        if not ok:
+            decision.result, decision.summary = "not_qualified", f"not run: {describe_qualification(rule)} blocked it"
+            return decision
+        decision.filters, failing = _filter_lines(target.filters, store, person_id, short_circuit=True)
+        if failing is not None:
+            number, clause = failing
+            decision.result = "filtered_out"
+            decision.summary = f"not run: filter line {number} is false: {deciding_clause(clause)}"
+        return decision
+
+    def _executed_run(self, run: RunContext, parent: RunContext) -> None:
+        live = self._runs.get(parent.run_id)
+        if live is None or not live.record.steps:
+            return
+        executed = live.record.steps[-1].executed
+        if executed is None or executed.campaign != run.campaign.name:
+            return
+        record = RunRecord(run.run_id, self.interp.clock if self.interp is not None else live.record.at)
+        executed.run = record
+        executed.summary = f'ran (run #{run.run_id}), executed by "{parent.campaign.name}"'
+        self._runs[run.run_id] = _LiveRun(record, run.campaign)
+
+    # -------------------------------------------------------------------------- batch runs
+    def _on_batch(
+        self,
+        campaign: ast.Campaign,
+        slot: float,
+        passed: frozenset[int],
+        qualified: frozenset[int],
+        ordered: list[Person],
+        selected: list[Person],
+        **_: Any,
+    ) -> None:
+        if campaign.name not in self._names or self.interp is None or campaign.schedule is None:
+            return
+        zone = self.interp.rules.zone_of(campaign)
+        self._order += 1
+        record = BatchRecord(
+            campaign.name,
+            location(campaign.name_span),
+            slot,
+            zone,
+            local_time(slot, zone),
+            campaign.schedule.describe(),
+            campaign.limit,
+            len(Selector(self.interp.store).everyone()),
+            len(passed),
+            len(qualified),
+            len(selected),
+            order=self._order,
+        )
+        if self.person is not None:
+            record.person = self._batch_person(campaign, slot, passed, qualified, ordered, selected)
+            if record.person.picked:
+                self._picked[campaign.name] = record.person
+            else:
+                self._picked.pop(campaign.name, None)
+        self.batches.append(record)
+
+    def _batch_person(
+        self,
+        campaign: ast.Campaign,
+        slot: float,
+        passed: frozenset[int],
+        qualified: frozenset[int],
+        ordered: list[Person],
+        selected: list[Person],
+    ) -> BatchPersonDecision:
+        assert self.interp is not None and self.person is not None
+        store = self.interp.store
+        person = store.person(self.person)
+        if person is None:
+            return BatchPersonDecision(
+                self.person, "unknown_person", "not picked: no such person yet (not in the world, no event before)"
+            )
+        decision = BatchPersonDecision(person.email, "picked", "picked")
+        decision.filters, failing = _filter_lines(campaign.filters, store, person.id, short_circuit=False)
+        if person.id not in passed:
+            decision.result = "filtered_out"
+            if failing is None:  # the selection and the clauses disagree: should not happen
+                decision.summary = "not picked: the filters did not select this person"
+            else:
+                number, clause = failing
+                decision.summary = f"not picked: filter line {number} is false: {deciding_clause(clause)}"
+            return decision
+        rule = campaign.qualification
+        ok = person.id in qualified
+        decision.qualification = _qualification(rule, ok, store.qualification(campaign.name, person.id))
+        if not ok:
+            decision.result = "not_qualified"
+            decision.summary = f"not picked: {describe_qualification(rule)} blocked it: {decision.qualification.reason}"
+            return decision
+        ids = [p.id for p in ordered]
+        position = ids.index(person.id) + 1 if person.id in ids else None
+        decision.position = position
+        place = f"{ordinal(position)} by email order" if position is not None else "?"
+        if campaign.limit is not None:
+            if any(p.id == person.id for p in selected):
+                decision.limit = f"limit {campaign.limit}: {place}, within it"
+            else:
+                decision.limit = f"limit {campaign.limit} reached: {place}"
+                decision.result = "limit"
+                decision.summary = f"not picked: {decision.limit}"
+                return decision
+        decision.summary = f"picked ({place} of {len(ordered)})"
+        return decision
+
+    def _batch_run(self, run: RunContext) -> None:
+        if not self._wanted(run.person.email):
+            return
+        decision = self._picked.pop(run.campaign.name, None)
+        if decision is None:
+            return
+        record = RunRecord(run.run_id, self.interp.clock if self.interp is not None else 0.0)
+        decision.run = record
+        decision.summary += f", ran (run #{run.run_id})"
+        self._runs[run.run_id] = _LiveRun(record, run.campaign)
+
+    def _on_batch_skip(self, campaign: ast.Campaign, person: Person, **_: Any) -> None:
+        if not self._wanted(person.email):
+            return
+        decision = self._picked.pop(campaign.name, None)
+        if decision is None:
+            return
+        text = describe_qualification(campaign.qualification)
+        decision.result = "skipped"
+        decision.summary = f"picked, but not run: {text} blocked it when its turn came (a run since the selection)"
+
     # -------------------------------------------------------------------------- around each event
     def before_event(self) -> None:
         self._event_changes = 0
@@ -351,6 +519,37 @@ class ExplainTracer:
     def finish(self) -> None:
         for live in self._runs.values():
             live.record.waiting_until = live.waiting
+
+
+def _qualification(rule: ast.Qualification, ok: bool, last: tuple[float, int] | None) -> QualificationDecision:
+    """The qualification decision's record, from the last run it counted (started at, runs)."""
+    return QualificationDecision(
+        describe_qualification(rule),
+        ok,
+        qualification_reason(rule, ok, last),
+        last[0] if last is not None else None,
+        last[1] if last is not None else 0,
+    )
+
+
+def _filter_lines(
+    filters: tuple[ast.FilterExpr, ...], store: Store, person_id: int, *, short_circuit: bool
+) -> tuple[list[FilterLine], tuple[int, Clause] | None]:
+    """Each filter line with its value for the person now, and the first false one (1-based, its clause).
+
+    `short_circuit`: lines after the first false one are listed as not evaluated (a person at a time, as the
+    interpreter does); else every line is evaluated (a batch selection evaluates them all, as sets)."""
+    lines: list[FilterLine] = []
+    failing: tuple[int, Clause] | None = None
+    for number, expr in enumerate(filters, start=1):
+        if failing is not None and short_circuit:
+            lines.append(FilterLine(location(expr.span), describe_filter(expr), False))
+            continue
+        clause = explain_filter(expr, store, person_id)
+        lines.append(FilterLine(location(expr.span), describe_filter(expr), True, clause.value, clause))
+        if not clause.value and failing is None:
+            failing = (number, clause)
+    return lines, failing
 
 
 def select_campaigns(rule_set: ast.RuleSet, name: str | None) -> list[ast.Campaign]:
@@ -403,15 +602,17 @@ def explain(
             tracer=tracer,
         )
         tracer.interp = interp
-        interp.set_clock(as_utc(world.now).timestamp())
+        start = as_utc(world.now).timestamp()
+        interp.set_clock(start)
         interp.programs.link_all()
+        driver = ReplayDriver(interp, Schedules(interp, start, {}), durable=False)
         for item in items:
             duplicate = item.event.id is not None and store.seen_event(item.event.id)
             tracer.before_event()
-            process_event(interp, item, warn or (lambda message: None))
+            process_event(interp, item, warn or (lambda message: None), advance=lambda at: driver.run_until(at, at))
             tracer.after_event(item, duplicate, interp.clock)
         until_ts = as_utc(until).timestamp() if until is not None else None
-        interp.run_due(until_ts)
+        driver.run_until(until_ts, until_ts if until_ts is not None else interp.clock)
         tracer.finish()
         if person is not None and not tracer.changes:
             if store.person(person) is None:
@@ -422,5 +623,7 @@ def explain(
         store.close()
     explanation.changes = tracer.changes
     explanation.unchanged_events = tracer.unchanged
+    explanation.batches = tracer.batches
+    explanation.has_batch = any(c.is_batch for c in selected)
     explanation.errors = recorder.errors
     return explanation

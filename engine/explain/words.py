@@ -12,6 +12,7 @@ from engine.explain.model import Clause, TriggerInfo
 from engine.language import ast
 from engine.language.describe import describe_filter, describe_match
 from engine.model.events import Event
+from engine.runtime import calendar
 from engine.runtime.filters import FilterContext
 from engine.runtime.triggers import Change, ref_matches
 from engine.store.store import Store
@@ -53,13 +54,20 @@ _KIND_WORDS = {
     "removed": "a removal",
     "status_changed": "a status change",
     "program_status_changed": "a program status change",
+    "requested": "a request",
 }
 
 MISS_RANK = {"kind": 0, "campaign": 1, "program": 1, "status": 2}
 
 
 def describe_change(change: Change) -> str:
-    """`status changed in "Q4 Webinar" Registered → Attended (event)` and the like."""
+    """`status changed in "Q4 Webinar" Registered → Attended (event)` and the like; a request:
+    `"Send kit" requested (event)`, `"Send kit" requested by "Signup" (flow of "Signup", depth 1)`."""
+    if change.kind == "requested":
+        text = f'"{change.requested}" requested' + (f' by "{change.by}"' if change.by is not None else "")
+        if change.origin == "event":
+            return f"{text} (event)"
+        return f'{text} (flow of "{change.chain[-1] if change.chain else "?"}", depth {change.depth})'
     where = f'"{change.campaign.name}"' if change.campaign is not None else f'"{change.program}"'
     if change.kind == "added":
         text = f'added to {where} with status "{change.status}"'
@@ -81,12 +89,17 @@ def describe_change(change: Change) -> str:
     return f"{text} ({suffix})"
 
 
-def trigger_miss(trigger: ast.Trigger, change: Change) -> tuple[str, str] | None:
+def trigger_miss(trigger: ast.Trigger, change: Change, campaign: ast.Campaign | None = None) -> tuple[str, str] | None:
     """None when `trigger` fires on `change`, else (what differs, a short reason why not).
 
-    What differs: "kind" (of change), "campaign", "program" or "status" (the near misses)."""
+    What differs: "kind" (of change), "campaign", "program" or "status" (the near misses). A request fires
+    only the campaign it names (`campaign`: the trigger's own campaign)."""
     if trigger.kind != change.kind:
         return "kind", f"wants {_KIND_WORDS[trigger.kind]}, this is {_KIND_WORDS[change.kind]}"
+    if trigger.kind == "requested":
+        if campaign is not None and change.requested != campaign.name:
+            return "campaign", f'the request is for "{change.requested}"'
+        return None
     if trigger.kind == "program_status_changed":
         if trigger.program != change.program:
             return "program", f'different program ("{change.program}")'
@@ -218,3 +231,32 @@ def unchanged_reason(event: Event, duplicate: bool) -> str:
     if event.type == "removed_from_sfdc_campaign":
         return f'no change: not a member of "{target}", so no trigger fires'
     return f'no change: already a member of "{target}" with status "{event.status}", so no trigger fires'
+
+
+def qualification_reason(rule: ast.Qualification, ok: bool, last: tuple[float, int] | None) -> str:
+    """Why the qualification let the person run or not, from the last run it counted (started at, runs)."""
+    if rule.kind == "every_time":
+        reason = "every trigger qualifies"
+        if last is not None:
+            reason += f" (ran {times(last[1])} before, last at {when(last[0])})"
+        return reason
+    if last is None:
+        return "never ran through this campaign before"
+    if rule.kind == "once":
+        return f"already ran {times(last[1])}, last at {when(last[0])}"
+    if ok:
+        return f"last run {when(last[0])} ({times(last[1])}): the window ended {when(last[0] + rule.window_seconds)}"
+    return f"last run {when(last[0])} ({times(last[1])}): not again before {when(last[0] + rule.window_seconds)}"
+
+
+def ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st."""
+    if 10 <= number % 100 <= 20:
+        return f"{number}th"
+    return f"{number}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(number % 10, 'th') }"
+
+
+def local_time(ts: float, zone: str) -> str:
+    """The moment in a time zone: `2026-11-10 10:00 CET` (seconds only when there are some)."""
+    moment = datetime.fromtimestamp(ts, calendar.zone(zone))
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z" if moment.second else "%Y-%m-%d %H:%M %Z")
