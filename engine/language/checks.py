@@ -135,6 +135,37 @@ def campaign_filters(campaign: ast.Campaign) -> Iterator[ast.MembershipFilter | 
 # ---------------------------------------------------------------------------------- the checks
 
 
+@dataclass
+class _Steps:
+    """The steps of one campaign's flow that the checks of batch, requested and executed campaigns read."""
+
+    timed: tuple[ast.WaitUntil | ast.WaitWindow, ...] = ()
+    calls: tuple[ast.RequestCampaign | ast.ExecuteCampaign, ...] = ()
+    removals: tuple[ast.RemoveFromFlow, ...] = ()
+
+    def note(self, step: ast.FlowStep) -> None:
+        if isinstance(step, (ast.RequestCampaign, ast.ExecuteCampaign)):
+            self.calls = (*self.calls, step)
+        elif isinstance(step, ast.RemoveFromFlow):
+            self.removals = (*self.removals, step)
+        elif isinstance(step, (ast.WaitUntil, ast.WaitWindow)):
+            self.timed = (*self.timed, step)
+
+
+_NO_STEPS = _Steps()  # a flow without any of them (never noted into)
+
+
+_NOTED = (ast.WaitUntil, ast.WaitWindow, ast.RequestCampaign, ast.ExecuteCampaign, ast.RemoveFromFlow)
+
+
+def _first_wait(campaign: ast.Campaign) -> ast.FlowStep | None:
+    """The campaign's first wait of any kind, choices included."""
+    for step in iter_steps(campaign.flow):
+        if isinstance(step, (ast.Wait, ast.WaitUntil, ast.WaitWindow)):
+            return step
+    return None
+
+
 def check_rule_set(rule_set: ast.RuleSet, *, catalog: object | None = None) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     too_deep = [c for c in rule_set.campaigns if nesting_depth(c) > MAX_TREE_DEPTH]
@@ -161,11 +192,13 @@ def check_rule_set(rule_set: ast.RuleSet, *, catalog: object | None = None) -> l
     out.extend(_duplicates(rule_set))
     out.extend(_channels(rule_set))
     out.extend(_programs(rule_set))
-    out.extend(_campaigns(rule_set))
+    steps: dict[int, _Steps] = {}
+    out.extend(_campaigns(rule_set, steps))  # fills `steps`, in the walk it makes anyway
     out.extend(_time_zones(rule_set))
-    out.extend(_batches(rule_set))
-    out.extend(_campaign_calls(rule_set))
-    out.extend(_cycles(rule_set))
+    out.extend(_batches(rule_set, steps))
+    executes = _execute_graph(rule_set, steps)
+    out.extend(_campaign_calls(rule_set, steps, executes))
+    out.extend(_cycles(rule_set, steps, executes))
     if isinstance(catalog, Catalog):
         out.extend(_against_catalog(rule_set, catalog))
     return out
@@ -327,7 +360,8 @@ def _match_values(match: ast.StatusMatch | None) -> list[tuple[str, ast.Span]]:
     return [(v, match.span) for v in match.values] if match is not None else []
 
 
-def _campaigns(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
+def _campaigns(rule_set: ast.RuleSet, steps: dict[int, _Steps]) -> Iterator[Diagnostic]:
+    """The checks of each campaign on its own; records the steps the later checks read into `steps`."""
     for campaign in rule_set.campaigns:
         if not campaign.triggers and not campaign.is_batch:
             yield _at(
@@ -364,6 +398,7 @@ def _campaigns(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
         for flt in campaign_filters(campaign):
             if isinstance(flt, ast.ProgramMembershipFilter):
                 yield from _program_status_check(rule_set, flt.program, _match_values(flt.status), flt.span)
+        noted: _Steps | None = None
         for step in iter_steps(campaign.flow):
             if isinstance(step, (ast.AddToCampaign, ast.ChangeStatusInCampaign, ast.RemoveFromCampaign)):
                 if not step.campaign.is_single:
@@ -376,8 +411,13 @@ def _campaigns(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
                     )
             elif isinstance(step, ast.ChangeProgramStatus):
                 yield from _program_status_check(rule_set, step.program, [(step.status, step.span)], step.span)
-            elif isinstance(step, ast.Wait) and step.amount <= 0:
-                yield _at("warning", "zero-wait", f"`wait {step.amount} {step.unit}s` waits for nothing", step.span)
+            elif isinstance(step, ast.Wait):
+                if step.amount <= 0:
+                    yield _at("warning", "zero-wait", f"`wait {step.amount} {step.unit}s` waits for nothing", step.span)
+            elif isinstance(step, _NOTED):
+                if noted is None:
+                    noted = steps[id(campaign)] = _Steps()
+                noted.note(step)
 
 
 # --------------------------------------------------------------------- time zones, schedules, limits
@@ -499,7 +539,7 @@ def _time_problems(step_or_schedule: ast.Schedule | ast.WaitUntil | ast.WaitWind
         )
 
 
-def _batches(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
+def _batches(rule_set: ast.RuleSet, steps: dict[int, _Steps]) -> Iterator[Diagnostic]:
     for campaign in rule_set.campaigns:
         schedule = campaign.schedule
         if schedule is not None:
@@ -528,28 +568,34 @@ def _batches(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
                     f"`limit {campaign.limit}` lets no one through: a limit is at least 1 (or leave it out)",
                     campaign.limit_span,
                 )
-        for step in iter_steps(campaign.flow):
-            if isinstance(step, (ast.WaitUntil, ast.WaitWindow)):
-                yield from _time_problems(step)
+        for timed in steps.get(id(campaign), _NO_STEPS).timed:
+            yield from _time_problems(timed)
 
 
 # ------------------------------------------------------------- requested and executed campaigns
 
 
-def _calls(campaign: ast.Campaign) -> Iterator[ast.RequestCampaign | ast.ExecuteCampaign]:
-    for step in iter_steps(campaign.flow):
-        if isinstance(step, (ast.RequestCampaign, ast.ExecuteCampaign)):
-            yield step
+def _index_steps(rule_set: ast.RuleSet) -> dict[int, _Steps]:
+    """One walk over every flow, by campaign (`id`: names may be declared twice)."""
+    index: dict[int, _Steps] = {}
+    for campaign in rule_set.campaigns:
+        for step in iter_steps(campaign.flow):
+            if isinstance(step, _NOTED):
+                index.setdefault(id(campaign), _Steps()).note(step)
+    return index
 
 
-def campaign_calls(rule_set: ast.RuleSet) -> dict[str, list[tuple[str, str]]]:
-    """Each campaign's `request` and `execute` steps naming a known campaign: (kind, target), first occurrence
-    of each pair, in flow order."""
+def _campaign_pairs(rule_set: ast.RuleSet, steps: dict[int, _Steps]) -> dict[str, list[tuple[str, str]]]:
+    """`campaign_calls` for the campaigns that call any (a rule set without calls allocates nothing)."""
+    if not any(s.calls for s in steps.values()):
+        return {}
     known = {c.name for c in rule_set.campaigns}
     calls: dict[str, list[tuple[str, str]]] = {}
     for campaign in rule_set.campaigns:
+        if not steps.get(id(campaign), _NO_STEPS).calls:
+            continue
         found: list[tuple[str, str]] = []
-        for step in _calls(campaign):
+        for step in steps.get(id(campaign), _NO_STEPS).calls:
             pair = ("execute" if isinstance(step, ast.ExecuteCampaign) else "request", step.campaign)
             if step.campaign in known and pair not in found:
                 found.append(pair)
@@ -557,19 +603,24 @@ def campaign_calls(rule_set: ast.RuleSet) -> dict[str, list[tuple[str, str]]]:
     return calls
 
 
-def execute_graph(rule_set: ast.RuleSet) -> dict[str, list[str]]:
-    """Which campaigns each campaign executes (known names, flow order)."""
+def campaign_calls(rule_set: ast.RuleSet) -> dict[str, list[tuple[str, str]]]:
+    """Each campaign's `request` and `execute` steps naming a known campaign: (kind, target), first occurrence
+    of each pair, in flow order."""
+    pairs = _campaign_pairs(rule_set, _index_steps(rule_set))
+    return {campaign.name: pairs.get(campaign.name, []) for campaign in rule_set.campaigns}
+
+
+def _execute_graph(rule_set: ast.RuleSet, steps: dict[int, _Steps]) -> dict[str, list[str]]:
     return {
         name: [target for kind, target in pairs if kind == "execute"]
-        for name, pairs in campaign_calls(rule_set).items()
+        for name, pairs in _campaign_pairs(rule_set, steps).items()
     }
 
 
-def _waits(campaign: ast.Campaign) -> ast.FlowStep | None:
-    for step in iter_steps(campaign.flow):
-        if isinstance(step, (ast.Wait, ast.WaitUntil, ast.WaitWindow)):
-            return step
-    return None
+def execute_graph(rule_set: ast.RuleSet) -> dict[str, list[str]]:
+    """Which campaigns each campaign executes (known names, flow order)."""
+    graph = _execute_graph(rule_set, _index_steps(rule_set))
+    return {campaign.name: graph.get(campaign.name, []) for campaign in rule_set.campaigns}
 
 
 def _deepest_chains(graph: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -601,19 +652,23 @@ def _deepest_chains(graph: dict[str, list[str]]) -> dict[str, list[str]]:
     return chains
 
 
-def _campaign_calls(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
+def _campaign_calls(
+    rule_set: ast.RuleSet, steps: dict[int, _Steps], graph: dict[str, list[str]]
+) -> Iterator[Diagnostic]:
+    if not any(s.calls or s.removals for s in steps.values()):
+        return
     by_name = {c.name: c for c in rule_set.campaigns}
     names = list(by_name)
     for campaign in rule_set.campaigns:
-        for step in iter_steps(campaign.flow):
-            if isinstance(step, ast.RemoveFromFlow) and step.campaign is not None and step.campaign not in by_name:
+        for step in steps.get(id(campaign), _NO_STEPS).removals:
+            if step.campaign is not None and step.campaign not in by_name:
                 yield _at(
                     "error",
                     "unknown-smart-campaign",
                     f'unknown campaign "{step.campaign}"{_did_you_mean(step.campaign, names)}',
                     step.span,
                 )
-        for call in _calls(campaign):
+        for call in steps.get(id(campaign), _NO_STEPS).calls:
             verb = "execute" if isinstance(call, ast.ExecuteCampaign) else "request"
             target = by_name.get(call.campaign)
             if target is None:
@@ -633,7 +688,7 @@ def _campaign_calls(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
                     f'add `trigger campaign is requested` to campaign "{target.name}" ({_where(target.name_span)})',
                 )
             if verb == "execute":
-                wait = _waits(target)
+                wait = _first_wait(target)
                 if wait is not None:
                     yield _at(
                         "error",
@@ -643,10 +698,11 @@ def _campaign_calls(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
                         call.span,
                         f'use `request campaign "{target.name}"` to run it on its own, waits included',
                     )
-    graph = execute_graph(rule_set)
+    if not any(graph.values()):
+        return  # nothing executes anything: no cycles, no depth
     for path in campaign_cycles(graph):
         ring = " -> ".join(f'"{n}"' for n in [*path, path[0]])
-        where = _execute_step(by_name[path[0]], path[1] if len(path) > 1 else path[0])
+        where = _execute_step(steps, by_name[path[0]], path[1] if len(path) > 1 else path[0])
         yield _at(
             "error",
             "execute-cycle",
@@ -665,14 +721,14 @@ def _campaign_calls(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
             "error",
             "execute-too-deep",
             f"executed campaigns nest {levels} levels deep: {shown}; at most {ast.MAX_EXECUTE_DEPTH} levels",
-            _execute_step(campaign, chain[1]),
+            _execute_step(steps, campaign, chain[1]),
             "use `request campaign` for one of them: a requested campaign runs on its own",
         )
 
 
-def _execute_step(campaign: ast.Campaign, target: str) -> ast.Span:
+def _execute_step(steps: dict[int, _Steps], campaign: ast.Campaign, target: str) -> ast.Span:
     """Where a campaign executes `target` (its first such step), else its name."""
-    for call in _calls(campaign):
+    for call in steps.get(id(campaign), _NO_STEPS).calls:
         if isinstance(call, ast.ExecuteCampaign) and call.campaign == target:
             return call.span
     return campaign.name_span
@@ -757,14 +813,20 @@ def _can_fire(trigger: ast.Trigger, effect: _Effect) -> bool:
     return True
 
 
-def campaign_graph(rule_set: ast.RuleSet, *, calls: bool = True) -> dict[str, list[str]]:
+def campaign_graph(
+    rule_set: ast.RuleSet, *, calls: bool = True, steps: dict[int, _Steps] | None = None
+) -> dict[str, list[str]]:
     """Which campaigns' flows can fire which campaigns' triggers (names, declaration order); with `calls`,
     also the campaigns a flow requests or executes (`request campaign`, `execute campaign`).
 
     Triggers are indexed by (kind, campaign or program) so that the graph costs what the flows hold,
     not campaigns squared.
     """
-    numbers = {c.name: n for n, c in reversed(list(enumerate(rule_set.campaigns)))}
+    if calls and steps is None:
+        steps = _index_steps(rule_set)
+    numbers: dict[str, int] = {}
+    if calls and steps is not None and any(s.calls for s in steps.values()):
+        numbers = {c.name: n for n, c in reversed(list(enumerate(rule_set.campaigns)))}
     keyed: dict[tuple[str, str], list[int]] = {}
     wild: dict[str, list[int]] = {}
     for number, target in enumerate(rule_set.campaigns):
@@ -783,6 +845,11 @@ def campaign_graph(rule_set: ast.RuleSet, *, calls: bool = True) -> dict[str, li
     for source in campaigns:
         effects = [e for step in iter_steps(source.flow) for e in step_effects(rule_set, step)]
         found: set[int] = set()
+        if numbers and steps is not None:
+            for call in steps.get(id(source), _NO_STEPS).calls:
+                called = numbers.get(call.campaign)
+                if called is not None:
+                    found.add(called)
         for effect in effects:
             pool: list[int] = list(wild.get(effect.kind, ()))
             if effect.kind == "program_status_changed":
@@ -798,11 +865,6 @@ def campaign_graph(rule_set: ast.RuleSet, *, calls: bool = True) -> dict[str, li
             for number in pool:
                 if number not in found and any(_can_fire(t, effect) for t in campaigns[number].triggers):
                     found.add(number)
-        if calls:
-            for step in _calls(source):
-                called = numbers.get(step.campaign)
-                if called is not None:
-                    found.add(called)
         graph[source.name] = [campaigns[n].name for n in sorted(found)]
     return graph
 
@@ -823,10 +885,9 @@ def campaign_cycles(graph: dict[str, list[str]]) -> list[list[str]]:
     return cycles
 
 
-def _cycles(rule_set: ast.RuleSet) -> Iterator[Diagnostic]:
+def _cycles(rule_set: ast.RuleSet, steps: dict[int, _Steps], executes: dict[str, list[str]]) -> Iterator[Diagnostic]:
     by_name = {c.name: c for c in rule_set.campaigns}
-    executes = execute_graph(rule_set)
-    for path in campaign_cycles(campaign_graph(rule_set)):
+    for path in campaign_cycles(campaign_graph(rule_set, steps=steps)):
         if all(path[(i + 1) % len(path)] in executes.get(name, ()) for i, name in enumerate(path)):
             continue  # executions alone: an error of its own (execute-cycle)
         chain = " -> ".join(f'"{n}"' for n in [*path, path[0]])

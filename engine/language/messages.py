@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
+from typing import Any
 
 from lark import Lark, Token
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -307,15 +308,35 @@ def _next_unknown_word() -> re.Pattern[str]:
     """Skips strings, comments, keywords and anything that is not a word, all in one match; group 1 is the
     next word the language does not know. Words are runs of letters, digits and `_` that start with a letter
     or `_`; strings and comments (even unclosed) hold no words."""
-    known = "|".join(re.escape(word) for word in sorted(keywords(), key=len, reverse=True))
+    known = _trie(keywords())
     return re.compile(
-        rf'(?:[^A-Za-z_"#0-9]++|{_DATETIME}|[0-9]++|"(?:[^"\\\n]++|\\.)*+"?|#[^\n]*+|(?:{known})(?![A-Za-z0-9_]))*+'
+        rf'(?:[^A-Za-z_"#]++|"(?:[^"\\\n]++|\\.)*+"?|#[^\n]*+|(?:{known})(?![A-Za-z0-9_])|{_DATETIME_T})*+'
         r"([A-Za-z_][A-Za-z0-9_]*)"
     )
 
 
-# a date and time (`2026-12-10T09:00`): its `T` is no word of its own
-_DATETIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?(?![0-9A-Za-z_])"
+def _trie(words: frozenset[str]) -> str:
+    """A regex matching exactly `words`, as a tree of common prefixes (`a(?:dd(?:ed)?|n(?:d|y)|t)`): the
+    engine tries a few letters at each word, not every keyword in turn."""
+    root: dict[str, dict[str, Any]] = {}
+    for word in words:
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, dict[str, Any]]) -> str:
+        branches = [re.escape(ch) + emit(node[ch]) for ch in sorted(node) if ch]
+        if not branches:
+            return ""
+        body = "(?:" + "|".join(branches) + ")" if len(branches) > 1 or "" in node else branches[0]
+        return body + "?" if "" in node else body
+
+    return "(?:" + emit(root) + ")"
+
+
+# the `T` of a date and time (`2026-12-10T09:00`) and the time after it: no word of its own
+_DATETIME_T = r"(?<=[0-9]{4}-[0-9]{2}-[0-9]{2})T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?(?![0-9A-Za-z_])"
 
 
 def _glued_words(parser: Lark, text: str, file: str) -> list[Diagnostic]:

@@ -260,7 +260,7 @@ def test_cache_and_helper_results_round_trip_every_field(tmp_path: Path) -> None
 # ------------------------------------------------------------------------------ words the language does not know
 
 WORD_OR_SKIPPED = re.compile(
-    r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|(?<![0-9])[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?(?![0-9A-Za-z_])'
+    r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|(?<=[0-9]{4}-[0-9]{2}-[0-9]{2})T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?(?![0-9A-Za-z_])'
     r"|[A-Za-z_][A-Za-z0-9_]*"
 )
 
@@ -271,7 +271,7 @@ def unknown_words_one_by_one(text: str) -> list[tuple[int, str]]:
     found = []
     for match in WORD_OR_SKIPPED.finditer(text):
         word = match.group(0)
-        if word[0] not in '"#0123456789' and word not in known:
+        if word[0] not in '"#' and ":" not in word and word not in known:
             found.append((match.start(), word))
     return found
 
