@@ -1,7 +1,8 @@
 """Explain: why did (or didn't) a person go through a smart campaign?
 
 `explain()` replays the events with a tracer hooked into the interpreter and returns an `Explanation`:
-for each change, each campaign's trigger, qualification, filter lines and run. By job:
+for each change, each campaign's trigger, qualification, filter lines and run; for each batch run, its
+counts and why the person was or was not picked. By job:
 
 - `trace`: the tracer (`ExplainTracer`) and the replay it drives (`explain`, `select_campaigns`);
 - `words`: decisions in sentences (`describe_qualification`, `explain_filter`, `when`, ...);
@@ -12,10 +13,13 @@ for each change, each campaign's trigger, qualification, filter lines and run. B
 from engine.explain.model import (
     JSON_VERSION,
     RESULTS,
+    BatchPersonDecision,
+    BatchRecord,
     CampaignDecision,
     ChangeRecord,
     Clause,
     Condition,
+    ExecutedDecision,
     Explanation,
     FilterLine,
     QualificationDecision,
@@ -31,10 +35,13 @@ from engine.explain.words import describe_change, describe_qualification, explai
 __all__ = [
     "JSON_VERSION",
     "RESULTS",
+    "BatchPersonDecision",
+    "BatchRecord",
     "CampaignDecision",
     "ChangeRecord",
     "Clause",
     "Condition",
+    "ExecutedDecision",
     "ExplainTracer",
     "Explanation",
     "FilterLine",
