@@ -232,7 +232,8 @@ def explain(
 
     Replays the events like `replay` and, for each change, for each campaign: whether a trigger matched
     (which), the qualification decision (and the last run it counted), each filter clause with its value,
-    each choice taken and each step's outcome.
+    each choice taken and each step's outcome. For each batch run: who it picked, and for --person why
+    they were picked or not (a filter clause, qualification, the limit).
 
     \b
     Examples:
