@@ -38,9 +38,15 @@ def _contains(span: ast.Span, line: int, column: int) -> bool:
     return (line, column) < (span.end_line, span.end_column) or (line, column) == (span.end_line, span.end_column)
 
 
-def _nodes(campaign: ast.Campaign) -> Iterator[tuple[ast.Span, str]]:
+def _nodes(rule_set: ast.RuleSet, campaign: ast.Campaign) -> Iterator[tuple[ast.Span, str]]:
     for trigger in campaign.triggers:
         yield trigger.span, words.trigger(trigger)
+    if campaign.schedule is not None:
+        yield campaign.schedule.span, words.schedule(campaign.schedule, rule_set.zone_of(campaign))
+    if campaign.limit is not None:
+        yield campaign.limit_span, words.limit(campaign.limit)
+    if campaign.timezone is not None:
+        yield campaign.timezone_span, words.timezone(campaign.timezone, rule_set=False)
     for expr in campaign.filters:
         yield expr.span, words.filter_(expr)
     if campaign.qualification_given:
@@ -93,15 +99,23 @@ def hover(workspace: RuleWorkspace, path: str, line: int, character: int) -> str
         if found is not None:
             return found
     best: tuple[int, str] | None = None
-    for campaign in rule_set.campaigns:
-        if campaign.span.file != path:
-            continue
-        for span, text in _nodes(campaign):
-            if _contains(span, line + 1, character + 1):
-                size = (span.end_line - span.line) * 10_000 + span.end_column - span.column
-                if best is None or size < best[0]:
-                    best = (size, text)
+    for span, text in _file_nodes(rule_set, path):
+        if _contains(span, line + 1, character + 1):
+            size = (span.end_line - span.line) * 10_000 + span.end_column - span.column
+            if best is None or size < best[0]:
+                best = (size, text)
     return best[1] if best is not None else None
+
+
+def _file_nodes(rule_set: ast.RuleSet, path: str) -> Iterator[tuple[ast.Span, str]]:
+    """The hoverable clauses of one file: its top-level `timezone` lines, and each campaign's clauses."""
+    for rule_file in rule_set.files:
+        for declaration in rule_file.declarations:
+            if isinstance(declaration, ast.TimeZone) and declaration.span.file == path:
+                yield declaration.span, words.timezone(declaration.name, rule_set=True)
+    for campaign in rule_set.campaigns:
+        if campaign.span.file == path:
+            yield from _nodes(rule_set, campaign)
 
 
 def _name_words(workspace: RuleWorkspace, name: Name) -> str | None:
