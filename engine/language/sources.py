@@ -28,7 +28,15 @@ CACHE_FORMAT = "1"
 # What a cached AST depends on besides the grammar: the node classes and the code that builds them.
 _PARSE_MODULES = ("ast.py", "parser.py", "build.py", "fastpath.py", "recovery.py", "messages.py", "nesting.py")
 # What cached diagnostics depend on besides the ASTs: the checks, how they are assembled and their class.
-_CHECK_MODULES = ("checks.py", "loader.py", "diagnostics.py")
+_CHECK_MODULES = (
+    "checks.py",
+    "checks_walk.py",
+    "checks_time.py",
+    "checks_calls.py",
+    "checks_cycles.py",
+    "loader.py",
+    "diagnostics.py",
+)
 
 
 class RuleSetNotFound(Exception):
