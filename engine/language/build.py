@@ -3,128 +3,26 @@
 The builder is an inline transformer: Lark (or the fast path) calls it at each reduction, so no parse tree is
 ever materialised. The comments seen while lexing and the parenthesised groups are collected here, for the
 parse under way; they are cleared before each parse.
+
+Split by job: `build_base` has the helpers every reduction uses (spans, tokens, markers), `build_flow` the
+reductions of flows and their steps; this module the rest (files, campaigns and their items, triggers, filter
+expressions, programs, channels) and the per-parse state (comments, groups).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
-from dataclasses import dataclass
 from typing import Any
 
-from lark import Token, Transformer
+from lark import Token
 
 from engine.language import ast
-
-_ESCAPE = re.compile(r"\\([\"\\])")
-
-
-def _unquote(token: Token) -> str:
-    raw = str(token)
-    if len(raw) < 2:
-        return raw
-    inner = raw[1:-1]
-    return _ESCAPE.sub(r"\1", inner) if "\\" in inner else inner
+from engine.language.build_base import _int, _Marker, _unit, _unquote
+from engine.language.build_flow import _FlowBuilder
 
 
-def _int(token: Token) -> int:
-    try:
-        return int(str(token))
-    except ValueError:
-        return 0
-
-
-def _unit(token: Token) -> ast.TimeUnit:
-    word = str(token).rstrip("s")
-    if word in ast.UNIT_SECONDS:
-        return word  # type: ignore[return-value]
-    return "day"
-
-
-@dataclass
-class _Marker:
-    """A campaign or program item that is not itself an AST node."""
-
-    kind: str
-    value: Any
-    span: ast.Span
-
-
-class _Builder(Transformer[Token, Any]):
+class _Builder(_FlowBuilder):
     """Reduction callbacks: children (keyword tokens kept) to AST nodes with spans."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.file = "<string>"
-
-    # ---- spans -------------------------------------------------------------------------------
-    def _span(self, children: list[Any]) -> ast.Span:
-        head = children[0] if children else None
-        tail = children[-1] if children else None
-        if type(head) is Token and type(tail) is Token and head.line is not None and tail.end_line is not None:
-            return ast.Span(self.file, head.line, head.column or 0, tail.end_line, tail.end_column or 0)
-        first = self._first(children)
-        last = self._last(children)
-        if first is None or last is None:
-            return ast.Span(self.file, 0, 0, 0, 0)
-        return ast.Span(self.file, first[0], first[1], last[0], last[1])
-
-    @staticmethod
-    def _start(child: Any) -> tuple[int, int] | None:
-        if isinstance(child, Token):
-            if child.line is None:
-                return None
-            return (child.line, child.column or 0)
-        span = getattr(child, "span", None)
-        if isinstance(span, ast.Span) and span.line:
-            return (span.line, span.column)
-        if isinstance(child, (list, tuple)):
-            for item in child:
-                found = _Builder._start(item)
-                if found:
-                    return found
-        return None
-
-    @staticmethod
-    def _end(child: Any) -> tuple[int, int] | None:
-        if isinstance(child, Token):
-            if child.end_line is None:
-                return None
-            return (child.end_line, child.end_column or 0)
-        span = getattr(child, "span", None)
-        if isinstance(span, ast.Span) and span.line:
-            return (span.end_line, span.end_column)
-        if isinstance(child, (list, tuple)):
-            for item in reversed(child):
-                found = _Builder._end(item)
-                if found:
-                    return found
-        return None
-
-    def _first(self, children: list[Any]) -> tuple[int, int] | None:
-        for child in children:
-            found = self._start(child)
-            if found:
-                return found
-        return None
-
-    def _last(self, children: list[Any]) -> tuple[int, int] | None:
-        for child in reversed(children):
-            found = self._end(child)
-            if found:
-                return found
-        return None
-
-    def _token_span(self, token: Token) -> ast.Span:
-        return ast.Span(self.file, token.line or 0, token.column or 0, token.end_line or 0, token.end_column or 0)
-
-    @staticmethod
-    def _strings(children: list[Any]) -> list[Token]:
-        return [c for c in children if type(c) is Token and c.type == "STRING"]
-
-    @staticmethod
-    def _nodes(children: list[Any]) -> list[Any]:
-        return [c for c in children if not isinstance(c, Token)]
 
     # ---- file ----------------------------------------------------------------------------------
     def start(self, children: list[Any]) -> list[ast.Declaration]:
@@ -210,10 +108,6 @@ class _Builder(Transformer[Token, Any]):
         amount = next(c for c in children if type(c) is Token and c.type == "INT")
         return _Marker("limit", _int(amount), self._span(children))
 
-    @staticmethod
-    def _token(children: list[Any], kind: str) -> Token:
-        return next(c for c in children if type(c) is Token and c.type == kind)
-
     def schedule_once(self, children: list[Any]) -> ast.Schedule:
         return ast.Schedule("once", at=str(self._token(children, "DATETIME")), span=self._span(children))
 
@@ -242,12 +136,6 @@ class _Builder(Transformer[Token, Any]):
             if isinstance(child, _Marker) and child.kind in ("with_status", "from_status", "to_status"):
                 parts[child.kind] = child.value
         return parts
-
-    def _ref(self, children: list[Any]) -> ast.CampaignRef | None:
-        for child in children:
-            if isinstance(child, ast.CampaignRef):
-                return child
-        return None
 
     def trigger_added(self, children: list[Any]) -> ast.Trigger:
         parts = self._status_parts(children)
@@ -381,83 +269,6 @@ class _Builder(Transformer[Token, Any]):
         return ast.ProgramMembershipFilter(
             _unquote(self._strings(children)[0]), parts.get("with_status"), self._span(children)
         )
-
-    # ---- flows ---------------------------------------------------------------------------------
-    def flow(self, children: list[Any]) -> _Marker:
-        return _Marker("flow", tuple(self._nodes(children)), self._span(children))
-
-    def add_step(self, children: list[Any]) -> ast.AddToCampaign:
-        ref = self._ref(children)
-        assert ref is not None
-        status = self._strings(children)[-1]
-        return ast.AddToCampaign(ref, _unquote(status), self._span(children))
-
-    def change_step(self, children: list[Any]) -> ast.ChangeStatusInCampaign:
-        ref = self._ref(children)
-        assert ref is not None
-        status = self._strings(children)[-1]
-        return ast.ChangeStatusInCampaign(ref, _unquote(status), self._span(children))
-
-    def remove_step(self, children: list[Any]) -> ast.RemoveFromCampaign:
-        ref = self._ref(children)
-        assert ref is not None
-        return ast.RemoveFromCampaign(ref, self._span(children))
-
-    def program_step(self, children: list[Any]) -> ast.ChangeProgramStatus:
-        strings = self._strings(children)
-        return ast.ChangeProgramStatus(_unquote(strings[0]), _unquote(strings[1]), self._span(children))
-
-    def wait_step(self, children: list[Any]) -> ast.Wait:
-        amount = next(c for c in children if isinstance(c, Token) and c.type == "INT")
-        unit = next(c for c in children if isinstance(c, Token) and c.type == "TIME_UNIT")
-        return ast.Wait(_int(amount), _unit(unit), self._span(children))
-
-    def wait_until_step(self, children: list[Any]) -> ast.WaitUntil:
-        return ast.WaitUntil(str(self._token(children, "DATETIME")), self._span(children))
-
-    def wait_window_step(self, children: list[Any]) -> ast.WaitWindow:
-        amounts = [c for c in children if type(c) is Token and c.type == "INT"]
-        units = [c for c in children if type(c) is Token and c.type == "TIME_UNIT"]
-        days: list[Any] = [str(c) for c in children if type(c) is Token and c.type == "WEEKDAY"]
-        return ast.WaitWindow(
-            _int(amounts[0]) if amounts else 0,
-            _unit(units[0]) if units else "day",
-            days[0],
-            days[-1],
-            str(self._token(children, "CLOCK")),
-            self._span(children),
-        )
-
-    def request_step(self, children: list[Any]) -> ast.RequestCampaign:
-        return ast.RequestCampaign(_unquote(self._strings(children)[0]), self._span(children))
-
-    def execute_step(self, children: list[Any]) -> ast.ExecuteCampaign:
-        return ast.ExecuteCampaign(_unquote(self._strings(children)[0]), self._span(children))
-
-    def remove_flow_step(self, children: list[Any]) -> ast.RemoveFromFlow:
-        strings = self._strings(children)
-        return ast.RemoveFromFlow(_unquote(strings[0]) if strings else None, self._span(children))
-
-    def block(self, children: list[Any]) -> _Marker:
-        return _Marker("block", tuple(self._nodes(children)), self._span(children))
-
-    def _branch(self, children: list[Any], conditional: bool) -> ast.Branch:
-        nodes = self._nodes(children)
-        block = nodes[-1]
-        condition = nodes[0] if conditional else None
-        return ast.Branch(condition, tuple(block.value), self._span(children))
-
-    def if_branch(self, children: list[Any]) -> ast.Branch:
-        return self._branch(children, True)
-
-    def else_if_branch(self, children: list[Any]) -> ast.Branch:
-        return self._branch(children, True)
-
-    def else_branch(self, children: list[Any]) -> ast.Branch:
-        return self._branch(children, False)
-
-    def choice(self, children: list[Any]) -> ast.Choice:
-        return ast.Choice(tuple(self._nodes(children)), self._span(children))
 
     # ---- programs and channels ------------------------------------------------------------------
     def program(self, children: list[Any]) -> ast.Program:

@@ -26,7 +26,17 @@ GRAMMAR_RESOURCE = ("grammar", "campaign.lark")
 CACHE_FORMAT = "1"
 
 # What a cached AST depends on besides the grammar: the node classes and the code that builds them.
-_PARSE_MODULES = ("ast.py", "parser.py", "build.py", "fastpath.py", "recovery.py", "messages.py", "nesting.py")
+_PARSE_MODULES = (
+    "ast.py",
+    "parser.py",
+    "build.py",
+    "build_base.py",
+    "build_flow.py",
+    "fastpath.py",
+    "recovery.py",
+    "messages.py",
+    "nesting.py",
+)
 # What cached diagnostics depend on besides the ASTs: the checks, how they are assembled and their class.
 _CHECK_MODULES = (
     "checks.py",
