@@ -17,6 +17,9 @@ with its counts (passed the filters, qualified, selected, cut by the limit) and,
 whether the run picked them and why not (each filter line, the qualification at the slot, the limit), and the
 run that followed. An `execute campaign` step carries the executed campaign's decision and its run.
 
+By job: this module has the tracer's core (changes, triggers, qualification, filters, runs and their steps) and
+the replay it drives; `batches` traces batch runs, `executed` executed campaigns, `runs` has what they share.
+
 The replay is the replay's own driver (`Schedules`, `ReplayDriver`) on an in-memory store, so explain sees
 what `replay` does: continuations and schedule slots in time order, up to `until`.
 
@@ -29,37 +32,32 @@ are a common answer to "why didn't it trigger?".
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from engine.crm.local import LocalOrg
+from engine.explain.batches import BatchTracing
+from engine.explain.executed import ExecutedTracing
 from engine.explain.model import (
-    BatchPersonDecision,
-    BatchRecord,
     CampaignDecision,
     ChangeRecord,
-    Clause,
     Condition,
-    ExecutedDecision,
     Explanation,
     FilterLine,
-    QualificationDecision,
     RunRecord,
     StepRecord,
     TriggerInfo,
     UnchangedEvent,
 )
+from engine.explain.runs import LiveRun, qualification_decision
 from engine.explain.words import (
     deciding_clause,
     describe_change,
     describe_qualification,
     explain_filter,
-    local_time,
     location,
     no_trigger_summary,
-    ordinal,
-    qualification_reason,
     trigger_miss,
     unchanged_reason,
 )
@@ -77,10 +75,9 @@ from engine.replay.run import (
     seed_world,
     validate_events,
 )
-from engine.runtime.batch import Selector
 from engine.runtime.interpreter import DEFAULT_MAX_DEPTH, Interpreter, RunContext
 from engine.runtime.triggers import KIND_NAMES, Change
-from engine.store.store import MEMORY_URL, Person, Store
+from engine.store.store import MEMORY_URL, Store
 from engine.sync.programs import program_sync as sync_hook
 
 
@@ -106,34 +103,26 @@ def _places(flow: tuple[ast.FlowStep, ...]) -> dict[int, _StepPlace]:
     return out
 
 
-@dataclass
-class _LiveRun:
-    record: RunRecord
-    campaign: ast.Campaign
-    segment: int = 0
-    waiting: float | None = None  # due time of a wait whose continuation has not run yet
-    conditions: list[Condition] = field(default_factory=list)
-
-
-class ExplainTracer:
+class ExplainTracer(BatchTracing, ExecutedTracing):
     """The interpreter's tracer for `explain`: builds the explanation as the replay runs.
 
     Set `interp` before the first event: filter clauses are evaluated against its store when the
-    interpreter evaluates the line."""
+    interpreter evaluates the line. Batch runs (`BatchTracing`, batches.py) and executed campaigns
+    (`ExecutedTracing`, executed.py) are traced by the parts it inherits."""
 
     def __init__(self, rule_set: ast.RuleSet, campaigns: list[ast.Campaign], person: str | None) -> None:
         self.rule_set = rule_set
         self.campaigns = campaigns
         self.person = person.lower() if person else None
-        self.interp: Interpreter | None = None
+        self.interp = None
         self.changes: list[ChangeRecord] = []
         self.unchanged: list[UnchangedEvent] = []
-        self.batches: list[BatchRecord] = []
+        self.batches = []
         self._names = {c.name for c in campaigns}
-        self._picked: dict[str, BatchPersonDecision] = {}  # batch campaign -> the person's decision, while it runs
+        self._picked = {}
         self._current: ChangeRecord | None = None
         self._current_change: Change | None = None
-        self._runs: dict[int, _LiveRun] = {}
+        self._runs = {}
         self._places: dict[int, _StepPlace] = {}
         for campaign in rule_set.campaigns:
             self._places.update(_places(campaign.flow))
@@ -145,9 +134,6 @@ class ExplainTracer:
         handler = getattr(self, "_on_" + kind, None)
         if handler is not None:
             handler(**data)
-
-    def _wanted(self, email: str) -> bool:
-        return self.person is None or email.lower() == self.person
 
     def _decision(self, change: Change, campaign: ast.Campaign) -> CampaignDecision | None:
         if self._current is None or self._current_change is not change:
@@ -240,7 +226,7 @@ class ExplainTracer:
         text = describe_qualification(rule)
         if rule.kind == "every_time" and last is None and self.interp is not None:
             last = self.interp.store.qualification(campaign.name, change.person.id)  # the interpreter does not look
-        decision.qualification = _qualification(rule, ok, last)
+        decision.qualification = qualification_decision(rule, ok, last)
         if not ok:
             decision.result = "not_qualified"
             decision.summary = f"trigger matched, but {text} blocked it"
@@ -281,9 +267,9 @@ class ExplainTracer:
         decision.run = record
         decision.result = "ran"
         decision.summary = f"ran (run #{run.run_id})"
-        self._runs[run.run_id] = _LiveRun(record, run.campaign)
+        self._runs[run.run_id] = LiveRun(record, run.campaign)
 
-    def _live(self, run: RunContext) -> _LiveRun | None:
+    def _live(self, run: RunContext) -> LiveRun | None:
         live = self._runs.get(run.run_id)
         if live is None:
             return None
@@ -332,7 +318,7 @@ class ExplainTracer:
 
     def _add_step(
         self,
-        live: _LiveRun,
+        live: LiveRun,
         step: ast.FlowStep,
         kind: str,
         outcome: str,
@@ -358,150 +344,6 @@ class ExplainTracer:
             )
         )
 
-    # -------------------------------------------------------------------------- executed campaigns
-    def _executed(self, run: RunContext, step: ast.ExecuteCampaign, outcome: str, detail: str) -> ExecutedDecision:
-        """The executed campaign's decision for the person, now: the interpreter has just taken it, on this state."""
-        name, by = step.campaign, run.campaign.name
-        target = self.interp.campaigns.get(name) if self.interp is not None else None
-        where = location(target.name_span) if target is not None else None
-        if outcome == "error" or target is None or self.interp is None:
-            return ExecutedDecision(name, where, by, "error", f"not run: {detail}")
-        if not target.active:
-            summary = "not run: the campaign is inactive (it takes no new runs)"
-            return ExecutedDecision(name, where, by, "inactive", summary)
-        store, person_id = self.interp.store, run.person.id
-        rule = target.qualification
-        ok = self.interp.qualifies_at(target, person_id, self.interp.clock)
-        last = store.qualification(name, person_id)
-        decision = ExecutedDecision(name, where, by, "ran", f'executed by "{by}"', _qualification(rule, ok, last))
-        if not ok:
-            decision.result, decision.summary = "not_qualified", f"not run: {describe_qualification(rule)} blocked it"
-            return decision
-        decision.filters, failing = _filter_lines(target.filters, store, person_id, short_circuit=True)
-        if failing is not None:
-            number, clause = failing
-            decision.result = "filtered_out"
-            decision.summary = f"not run: filter line {number} is false: {deciding_clause(clause)}"
-        return decision
-
-    def _executed_run(self, run: RunContext, parent: RunContext) -> None:
-        live = self._runs.get(parent.run_id)
-        if live is None or not live.record.steps:
-            return
-        executed = live.record.steps[-1].executed
-        if executed is None or executed.campaign != run.campaign.name:
-            return
-        record = RunRecord(run.run_id, self.interp.clock if self.interp is not None else live.record.at)
-        executed.run = record
-        executed.summary = f'ran (run #{run.run_id}), executed by "{parent.campaign.name}"'
-        self._runs[run.run_id] = _LiveRun(record, run.campaign)
-
-    # -------------------------------------------------------------------------- batch runs
-    def _on_batch(
-        self,
-        campaign: ast.Campaign,
-        slot: float,
-        passed: frozenset[int],
-        qualified: frozenset[int],
-        ordered: list[Person],
-        selected: list[Person],
-        **_: Any,
-    ) -> None:
-        if campaign.name not in self._names or self.interp is None or campaign.schedule is None:
-            return
-        zone = self.interp.rules.zone_of(campaign)
-        self._order += 1
-        record = BatchRecord(
-            campaign.name,
-            location(campaign.name_span),
-            slot,
-            zone,
-            local_time(slot, zone),
-            campaign.schedule.describe(),
-            campaign.limit,
-            len(Selector(self.interp.store).everyone()),
-            len(passed),
-            len(qualified),
-            len(selected),
-            order=self._order,
-        )
-        if self.person is not None:
-            record.person = self._batch_person(campaign, slot, passed, qualified, ordered, selected)
-            if record.person.picked:
-                self._picked[campaign.name] = record.person
-            else:
-                self._picked.pop(campaign.name, None)
-        self.batches.append(record)
-
-    def _batch_person(
-        self,
-        campaign: ast.Campaign,
-        slot: float,
-        passed: frozenset[int],
-        qualified: frozenset[int],
-        ordered: list[Person],
-        selected: list[Person],
-    ) -> BatchPersonDecision:
-        assert self.interp is not None and self.person is not None
-        store = self.interp.store
-        person = store.person(self.person)
-        if person is None:
-            return BatchPersonDecision(
-                self.person, "unknown_person", "not picked: no such person yet (not in the world, no event before)"
-            )
-        decision = BatchPersonDecision(person.email, "picked", "picked")
-        decision.filters, failing = _filter_lines(campaign.filters, store, person.id, short_circuit=False)
-        if person.id not in passed:
-            decision.result = "filtered_out"
-            if failing is None:  # the selection and the clauses disagree: should not happen
-                decision.summary = "not picked: the filters did not select this person"
-            else:
-                number, clause = failing
-                decision.summary = f"not picked: filter line {number} is false: {deciding_clause(clause)}"
-            return decision
-        rule = campaign.qualification
-        ok = person.id in qualified
-        decision.qualification = _qualification(rule, ok, store.qualification(campaign.name, person.id))
-        if not ok:
-            decision.result = "not_qualified"
-            decision.summary = f"not picked: {describe_qualification(rule)} blocked it: {decision.qualification.reason}"
-            return decision
-        ids = [p.id for p in ordered]
-        position = ids.index(person.id) + 1 if person.id in ids else None
-        decision.position = position
-        place = f"{ordinal(position)} by email order" if position is not None else "?"
-        if campaign.limit is not None:
-            if any(p.id == person.id for p in selected):
-                decision.limit = f"limit {campaign.limit}: {place}, within it"
-            else:
-                decision.limit = f"limit {campaign.limit} reached: {place}"
-                decision.result = "limit"
-                decision.summary = f"not picked: {decision.limit}"
-                return decision
-        decision.summary = f"picked ({place} of {len(ordered)})"
-        return decision
-
-    def _batch_run(self, run: RunContext) -> None:
-        if not self._wanted(run.person.email):
-            return
-        decision = self._picked.pop(run.campaign.name, None)
-        if decision is None:
-            return
-        record = RunRecord(run.run_id, self.interp.clock if self.interp is not None else 0.0)
-        decision.run = record
-        decision.summary += f", ran (run #{run.run_id})"
-        self._runs[run.run_id] = _LiveRun(record, run.campaign)
-
-    def _on_batch_skip(self, campaign: ast.Campaign, person: Person, **_: Any) -> None:
-        if not self._wanted(person.email):
-            return
-        decision = self._picked.pop(campaign.name, None)
-        if decision is None:
-            return
-        text = describe_qualification(campaign.qualification)
-        decision.result = "skipped"
-        decision.summary = f"picked, but not run: {text} blocked it when its turn came (a run since the selection)"
-
     # -------------------------------------------------------------------------- around each event
     def before_event(self) -> None:
         self._event_changes = 0
@@ -519,37 +361,6 @@ class ExplainTracer:
     def finish(self) -> None:
         for live in self._runs.values():
             live.record.waiting_until = live.waiting
-
-
-def _qualification(rule: ast.Qualification, ok: bool, last: tuple[float, int] | None) -> QualificationDecision:
-    """The qualification decision's record, from the last run it counted (started at, runs)."""
-    return QualificationDecision(
-        describe_qualification(rule),
-        ok,
-        qualification_reason(rule, ok, last),
-        last[0] if last is not None else None,
-        last[1] if last is not None else 0,
-    )
-
-
-def _filter_lines(
-    filters: tuple[ast.FilterExpr, ...], store: Store, person_id: int, *, short_circuit: bool
-) -> tuple[list[FilterLine], tuple[int, Clause] | None]:
-    """Each filter line with its value for the person now, and the first false one (1-based, its clause).
-
-    `short_circuit`: lines after the first false one are listed as not evaluated (a person at a time, as the
-    interpreter does); else every line is evaluated (a batch selection evaluates them all, as sets)."""
-    lines: list[FilterLine] = []
-    failing: tuple[int, Clause] | None = None
-    for number, expr in enumerate(filters, start=1):
-        if failing is not None and short_circuit:
-            lines.append(FilterLine(location(expr.span), describe_filter(expr), False))
-            continue
-        clause = explain_filter(expr, store, person_id)
-        lines.append(FilterLine(location(expr.span), describe_filter(expr), True, clause.value, clause))
-        if not clause.value and failing is None:
-            failing = (number, clause)
-    return lines, failing
 
 
 def select_campaigns(rule_set: ast.RuleSet, name: str | None) -> list[ast.Campaign]:
