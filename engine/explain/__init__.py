@@ -5,6 +5,7 @@ for each change, each campaign's trigger, qualification, filter lines and run; f
 counts and why the person was or was not picked. By job:
 
 - `trace`: the tracer (`ExplainTracer`) and the replay it drives (`explain`, `select_campaigns`);
+- `batches`, `executed`: the tracer's parts for batch runs and for executed campaigns; `runs`: what they share;
 - `words`: decisions in sentences (`describe_qualification`, `explain_filter`, `when`, ...);
 - `render`: the text output (`render_text`, `change_tree`);
 - `model`: the records (`Explanation`, `ChangeRecord`, ...) and their JSON form (`to_json`, shape documented there).

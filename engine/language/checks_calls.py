@@ -103,7 +103,8 @@ def _campaign_calls(
                     step.span,
                 )
         for call in steps.get(id(campaign), _NO_STEPS).calls:
-            verb = "execute" if isinstance(call, ast.ExecuteCampaign) else "request"
+            executing = isinstance(call, ast.ExecuteCampaign)
+            done = "executed" if executing else "requested"
             target = by_name.get(call.campaign)
             if target is None:
                 yield _at(
@@ -117,11 +118,11 @@ def _campaign_calls(
                 yield _at(
                     "error",
                     "not-requestable",
-                    f'campaign "{target.name}" cannot be {verb}d: it has no `trigger campaign is requested`',
+                    f'campaign "{target.name}" cannot be {done}: it has no `trigger campaign is requested`',
                     call.span,
                     f'add `trigger campaign is requested` to campaign "{target.name}" ({_where(target.name_span)})',
                 )
-            if verb == "execute":
+            if executing:
                 wait = _first_wait(target)
                 if wait is not None:
                     yield _at(

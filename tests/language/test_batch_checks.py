@@ -228,11 +228,11 @@ def test_unknown_campaign_names(step: str) -> None:
     assert (found.line, found.column) == line_col(text, step)
 
 
-@pytest.mark.parametrize("verb", ["request", "execute"])
-def test_calling_a_campaign_that_is_not_requested(verb: str) -> None:
+@pytest.mark.parametrize(("verb", "done"), [("request", "requested"), ("execute", "executed")])
+def test_calling_a_campaign_that_is_not_requested(verb: str, done: str) -> None:
     target = 'campaign "Plain" {\n    trigger added to sfdc campaign "P"\n    flow { }\n}\n'
     found = one(errors(caller(f'{verb} campaign "Plain"'), target), "not-requestable")
-    assert f'campaign "Plain" cannot be {verb}d' in found.message
+    assert f'campaign "Plain" cannot be {done}: it has no' in found.message
     assert "trigger campaign is requested" in found.message
 
 
