@@ -13,6 +13,7 @@ loop), `recovery` (parsing on after a syntax error), `messages` (the wording of 
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import os
 import pickle
@@ -94,6 +95,10 @@ def get_parser() -> Lark:
                 _FAST = _FastPath(_PARSER)
             except Exception:  # a Lark whose insides differ from what the fast path knows: Lark alone
                 _FAST = None
+            # The parser's tables live as long as the process, and every parse's allocations would make the cyclic
+            # collector scan them again: once, when the parser is built, what is alive now (the parser above all)
+            # leaves its scans. Process-wide, like `keep_out_of_gc`, and harmless to repeat.
+            gc.freeze()
         return _PARSER
 
 
