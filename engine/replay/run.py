@@ -10,6 +10,7 @@ resumes first) and its result is the one an uninterrupted replay gives.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -357,6 +358,9 @@ def replay(
     try:
         state = store.replay_state() if durable else {}
         resuming = state.get("seeded") == "1"
+        inputs = _inputs_digest(rule_set, world) if durable else ""
+        if resuming:
+            _same_inputs(state, inputs, events, options.store_path or "")
         org = LocalOrg(store)
         if not resuming:
             seed_world(store, org, world, rule_set, options.world_source)
@@ -380,14 +384,19 @@ def replay(
         cursors = {key.removeprefix("schedule:"): float(v) for key, v in state.items() if key.startswith("schedule:")}
         driver = ReplayDriver(interp, Schedules(interp, start, cursors), durable)
         if not resuming:
-            driver.save(seeded="1", events="0", start=repr(start))
+            driver.save(
+                seeded="1", events="0", start=repr(start), inputs=inputs, events_digest=_events_digest(()).hexdigest()
+            )
         driver.resume_batches()
         done = int(state.get("events", "0"))
+        processed = _events_digest(events[:done])  # the events a stopped replay processed, then each one after
         for number, item in enumerate(events, start=1):
             if number <= done:  # processed by the process that stopped
                 continue
             process_event(interp, item, options.warn, advance=lambda at: driver.run_until(at, at))
-            driver.save(events=str(number))
+            if durable:
+                _add_event(processed, item)
+                driver.save(events=str(number), events_digest=processed.hexdigest())
             if options.progress is not None and number % 1000 == 0:
                 options.progress(number)
         until = _ts(options.until) if options.until is not None else None
@@ -467,3 +476,45 @@ def process_event(
         status = None if removal else event.status
         interp.observe_membership(person, campaign, status, at)
     interp.drain()
+
+
+def _inputs_digest(rule_set: ast.RuleSet, world: World) -> str:
+    """What a durable replay must be continued with: the rules (as parsed) and the starting world."""
+    digest = hashlib.sha256()
+    digest.update(repr((rule_set.campaigns, rule_set.programs, rule_set.channels, rule_set.timezone)).encode())
+    digest.update(world.model_dump_json().encode())
+    return digest.hexdigest()
+
+
+def _events_digest(events: Sequence[ReplayInputEvent]) -> hashlib._Hash:
+    """A running digest of events processed, in order (`_add_event` takes it one event further)."""
+    digest = hashlib.sha256()
+    for item in events:
+        _add_event(digest, item)
+    return digest
+
+
+def _add_event(digest: hashlib._Hash, item: ReplayInputEvent) -> None:
+    digest.update(item.event.model_dump_json().encode() + b"\n")
+
+
+def _same_inputs(state: dict[str, str], inputs: str, events: Sequence[ReplayInputEvent], path: str) -> None:
+    """A stopped replay goes on only with its own rules, world and the events it already processed (more
+    events after them are fine): anything else would mix two replays in one state."""
+    if state.get("inputs", inputs) != inputs:
+        raise InputError(
+            f"--store {path}: it holds a replay of other rules or another world; continue it with the same "
+            "rules and world, or give a new file"
+        )
+    done = int(state.get("events", "0"))
+    if len(events) < done:
+        raise InputError(
+            f"--store {path}: it has processed {done} events, and only {len(events)} were given; continue it "
+            "with the same events (more may follow them)"
+        )
+    given = _events_digest(events[:done]).hexdigest()
+    if state.get("events_digest", given) != given:
+        raise InputError(
+            f"--store {path}: the first {done} events differ from the ones it processed; continue it with the "
+            "same events (more may follow them)"
+        )

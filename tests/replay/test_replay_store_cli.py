@@ -104,3 +104,35 @@ def test_bad_input_in_a_durable_replay_exits_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert 'events.jsonl:1: campaign: "Sweep" cannot be requested' in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_stopped_replay_goes_on_only_with_its_own_rules_world_and_events(tmp_path: Path) -> None:
+    args = _files(tmp_path)
+    store = str(tmp_path / "r.db")
+    killed = _cli([*args, "--store", store], 4)
+    assert killed.returncode == 137
+    rules = tmp_path / "rules.campaign"
+    original = rules.read_text(encoding="utf-8")
+
+    rules.write_text(original + '\ncampaign "Later" {\n    trigger campaign is requested\n    flow { }\n}\n')
+    other_rules = _cli([*args, "--store", store])
+    assert other_rules.returncode == 2 and other_rules.stdout == ""
+    assert f"--store {store}: it holds a replay of other rules or another world" in other_rules.stderr
+    rules.write_text(original, encoding="utf-8")
+
+    events = tmp_path / "events.jsonl"
+    lines = events.read_text(encoding="utf-8").splitlines(keepends=True)
+    events.write_text("".join(lines[:1]), encoding="utf-8")
+    fewer = _cli([*args, "--store", store])
+    assert fewer.returncode == 2 and "were given; continue it with the same events" in fewer.stderr
+    changed = [json.loads(line) for line in lines]
+    changed[0]["person"] = "zed@example.com" if changed[0]["person"] != "zed@example.com" else "amy@example.com"
+    events.write_text("".join(json.dumps(e) + "\n" for e in changed), encoding="utf-8")
+    different = _cli([*args, "--store", store])
+    assert different.returncode == 2 and "events differ from the ones it processed" in different.stderr
+    assert "Traceback" not in other_rules.stderr + fewer.stderr + different.stderr
+
+    events.write_text("".join(lines), encoding="utf-8")  # the same inputs: it goes on, and ends as one run would
+    again = _cli([*args, "--store", store])
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == json.loads(_cli(args).stdout)
