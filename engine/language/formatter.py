@@ -233,8 +233,14 @@ def _step(step: ast.FlowStep) -> str:
         return f"change program status in program {_quote(step.program)} to {_quote(step.status)}"
     if isinstance(step, ast.Wait):
         return f"wait {_amount(step.amount, step.unit)}"
-    if isinstance(step, (ast.WaitUntil, ast.WaitWindow, ast.RequestCampaign, ast.ExecuteCampaign, ast.RemoveFromFlow)):
-        return describe_step(step)
+    if isinstance(step, ast.RequestCampaign):
+        return f"request campaign {_quote(step.campaign)}"
+    if isinstance(step, ast.ExecuteCampaign):
+        return f"execute campaign {_quote(step.campaign)}"
+    if isinstance(step, ast.RemoveFromFlow):
+        return "remove from flow of " + (f"campaign {_quote(step.campaign)}" if step.campaign else "this campaign")
+    if isinstance(step, (ast.WaitUntil, ast.WaitWindow)):
+        return describe_step(step)  # dates, times and weekdays: nothing to quote
     raise TypeError(f"not a simple flow step: {step!r}")  # pragma: no cover - choices are built as blocks
 
 

@@ -182,3 +182,14 @@ def test_any_relayout_formats_to_the_same_text(data: st.DataObject) -> None:
     output = fmt(text)
     assert parse(output).declarations == parse(CANONICAL).declarations
     assert fmt(output) == output
+
+
+def test_names_with_quotes_stay_escaped_in_calls() -> None:
+    name = 'A \\"B\\"'
+    text = (
+        f'campaign "{name}" {{\n    trigger campaign is requested\n    flow {{\n    }}\n}}\n\n'
+        'campaign "C" {\n    trigger added to sfdc campaign "W"\n    flow {\n'
+        f'        request campaign "{name}"\n        execute campaign "{name}"\n'
+        f'        remove from flow of campaign "{name}"\n    }}\n}}\n'
+    )
+    assert fmt(text) == text
